@@ -1,0 +1,49 @@
+"""GAN and reconstruction losses shared by every task."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+class AdversarialLoss:
+    """mode: bce (vanilla GAN, on logits), lsgan (least squares), hinge.
+
+    `d_loss(real_logits, fake_logits)` for the discriminator, `g_loss(fake_logits)` for the generator.
+    """
+
+    MODES = ("bce", "lsgan", "hinge")
+
+    def __init__(self, mode: str = "bce"):
+        if mode not in self.MODES:
+            raise ValueError(f"unknown adversarial loss '{mode}'; use one of {', '.join(self.MODES)}")
+        self.mode = mode
+
+    def _against(self, logits: torch.Tensor, real: bool) -> torch.Tensor:
+        target = torch.ones_like(logits) if real else torch.zeros_like(logits)
+        if self.mode == "bce":
+            return F.binary_cross_entropy_with_logits(logits, target)
+        return F.mse_loss(logits, target)
+
+    def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+        if self.mode == "hinge":
+            return F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
+        return 0.5 * (self._against(real_logits, True) + self._against(fake_logits, False))
+
+    def g_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
+        if self.mode == "hinge":
+            return -fake_logits.mean()
+        return self._against(fake_logits, True)
+
+
+def reconstruction_loss(kind: str, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    if kind == "l1":
+        return F.l1_loss(pred, target)
+    if kind in ("mse", "l2"):
+        return F.mse_loss(pred, target)
+    raise ValueError(f"unknown reconstruction loss '{kind}'; use l1 or mse")
+
+
+def feature_matching_loss(fake_feats: list[torch.Tensor], real_feats: list[torch.Tensor]) -> torch.Tensor:
+    """L1 between discriminator features of fake and real (pix2pixHD): a perceptual loss that needs
+    no pretrained network."""
+    return sum(F.l1_loss(f, r.detach()) for f, r in zip(fake_feats, real_feats)) / max(len(fake_feats), 1)

@@ -1,0 +1,149 @@
+"""The one saved-model format: a directory with `model.safetensors` (inference networks, keys
+prefixed by network name) and `card.json` (task, network specs, options, training provenance,
+metrics). A model rebuilds itself from its card: no architecture flags, no unpickling.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+import prism
+from prism.registry import build_network
+from prism.train import checkpoint as ckpt
+from prism.train.rundir import is_run_dir
+
+CARD = "card.json"
+WEIGHTS = "model.safetensors"
+BUNDLED_DIR = Path(__file__).parent / "bundled"
+DEFAULT_MODEL = "colorizer"
+
+
+class ModelError(ValueError):
+    pass
+
+
+def bundled_models() -> list[str]:
+    return sorted(p.name for p in BUNDLED_DIR.iterdir() if (p / CARD).is_file()) if BUNDLED_DIR.is_dir() else []
+
+
+def save_model(out_dir: str | Path, nets: dict[str, torch.nn.Module], card: dict, dtype=torch.float32) -> Path:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tensors = {}
+    for name, net in nets.items():
+        for key, value in net.state_dict().items():
+            value = value.detach().cpu()
+            tensors[f"{name}.{key}"] = (value.to(dtype) if value.is_floating_point() else value).contiguous()
+    card = {"format": "prism-model-1", "prism_version": prism.__version__, **card}
+    tmp = out / f".{WEIGHTS}.tmp"
+    save_file(tensors, str(tmp), metadata={"task": card["task"]})
+    tmp.replace(out / WEIGHTS)
+    (out / CARD).write_text(json.dumps(card, indent=2) + "\n")
+    (out / "README.md").write_text(card_markdown(card))
+    return out
+
+
+def resolve(name_or_path: str | Path | None) -> tuple[str, Path]:
+    """-> ("model", dir) | ("run", dir). Accepts a saved model dir, a run dir or a bundled name."""
+    target = name_or_path or DEFAULT_MODEL
+    path = Path(target)
+    if (path / CARD).is_file():
+        return "model", path
+    if path.is_dir() and is_run_dir(path):
+        return "run", path
+    if (BUNDLED_DIR / str(target) / CARD).is_file():
+        return "model", BUNDLED_DIR / str(target)
+    hint = ", ".join(bundled_models()) or "(none installed)"
+    if path.exists():
+        raise ModelError(f"{path}: not a PRISM model (no {CARD}) nor a training run (no config.yaml)")
+    raise ModelError(f"model '{target}' not found: give a saved model directory, a run directory under "
+                     f"runs/, or a bundled model name ({hint})")
+
+
+def load_nets(name_or_path=None, device: str = "cpu") -> tuple[dict[str, torch.nn.Module], dict]:
+    kind, path = resolve(name_or_path)
+    if kind == "run":
+        return _nets_from_run(path, device)
+    card = json.loads((path / CARD).read_text())
+    weights = load_file(str(path / WEIGHTS), device="cpu")
+    nets = {}
+    for name, spec in card["nets"].items():
+        net = build_network(spec)
+        prefix = f"{name}."
+        sd = {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
+        ref = net.state_dict()
+        sd = {k: v.to(ref[k].dtype) if k in ref else v for k, v in sd.items()}
+        try:
+            net.load_state_dict(sd, strict=True)
+        except RuntimeError as e:
+            raise ModelError(f"{path / WEIGHTS}: weights do not match the card's '{name}' network ({e})") from None
+        nets[name] = net.to(device).eval()
+    return nets, card
+
+
+def load_model(name_or_path=None, device: str = "cpu"):
+    from prism.tasks import task_class
+    nets, card = load_nets(name_or_path, device)
+    return task_class(card["task"]).predictor(nets, card)
+
+
+def _run_card_and_state(run_dir: Path) -> tuple[dict, dict]:
+    from prism import config as C
+    from prism.tasks import task_class
+    cfg = C.load_yaml(run_dir / "config.yaml")
+    path = ckpt.find_checkpoint(run_dir, prefer=("best", "latest"))
+    if path is None:
+        raise ModelError(f"{run_dir}: this run has no checkpoint yet (checkpoints/best.pt or latest.pt)")
+    state = ckpt.load_checkpoint(path)
+    task = task_class(cfg["task"])(cfg)
+    specs = {n: _portable(cfg["nets"][n]) for n in task.inference_nets if cfg["nets"].get(n)}
+    from prism.train.trainer import hardware
+    card = {
+        "task": cfg["task"], "nets": specs, "options": task.card(),
+        "training": {"run": str(run_dir), "checkpoint": path.name, "config": cfg, "steps": state["step"],
+                     "wall_time_s": round(state["elapsed"], 1), "hardware": hardware(),
+                     "torch": torch.__version__, "ema": bool(state["ema"]),
+                     "date": time.strftime("%Y-%m-%d")},
+        "metrics": state.get("metrics", {}), "best": state.get("best", {}),
+    }
+    return card, state
+
+
+def _nets_from_run(run_dir: Path, device: str):
+    card, state = _run_card_and_state(run_dir)
+    nets = {}
+    for name, spec in card["nets"].items():
+        net = build_network(spec)
+        net.load_state_dict(state["ema"].get(name) or state["nets"][name])
+        nets[name] = net.to(device).eval()
+    return nets, card
+
+
+def export_run(run_dir: str | Path, out_dir: str | Path | None = None, dtype=torch.float32) -> Path:
+    """A run's best (else latest) checkpoint -> a saved model directory (default: RUN/model)."""
+    run_dir = Path(run_dir)
+    nets, card = _nets_from_run(run_dir, "cpu")
+    return save_model(out_dir or run_dir / "model", nets, card, dtype=dtype)
+
+
+def _portable(spec: dict) -> dict:
+    """Drop constructor options that point at files on the training machine."""
+    return {k: v for k, v in spec.items() if k not in ("pretrained_encoder",)}
+
+
+def card_markdown(card: dict) -> str:
+    t = card.get("training", {})
+    lines = [f"# PRISM model: {card['task']}", "",
+             f"- networks: " + ", ".join(f"{n} = {s['arch']}" for n, s in card["nets"].items()),
+             f"- steps: {t.get('steps', '?')}, wall time: {t.get('wall_time_s', '?')} s on {t.get('hardware', '?')}",
+             f"- training data: {(t.get('config') or {}).get('data', {}).get('train', '?')}"]
+    if card.get("metrics"):
+        lines += ["", "| metric | value |", "|---|---|"] + [f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |"
+                                                          for k, v in card["metrics"].items()]
+    if card.get("license"):
+        lines += ["", f"Licence: {card['license']}"]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,33 @@
+"""Pieces shared by the networks: norm layers by name and the GAN papers' weight init."""
+from __future__ import annotations
+
+import torch.nn as nn
+
+
+def norm_layer(kind: str, channels: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+    if kind in ("none", None):
+        return nn.Identity()
+    raise ValueError(f"unknown norm '{kind}'; use batch, instance or none")
+
+
+def init_gan_weights(module: nn.Module, gain: float = 0.02) -> None:
+    """N(0, 0.02) conv weights and N(1, 0.02) norm scales, as in DCGAN/pix2pix/CycleGAN."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, gain)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, gain)
+            nn.init.zeros_(m.bias)
+
+
+def check_size(net: nn.Module, h: int, w: int) -> None:
+    m = net.size_multiple
+    if h % m or w % m:
+        raise ValueError(f"{type(net).__name__} needs height and width divisible by {m}, got {h}x{w}; "
+                         f"resize or pad the input (prism's inference pads automatically)")

@@ -1,0 +1,136 @@
+"""The contract between a task and the shared trainer, model format and inference API.
+
+A task says *what* to train — its networks, datasets, optimisation phases, validation metrics,
+sample pictures and predictor — and nothing about *how* (devices, precision, logging, resume,
+checkpoints), which the trainer owns. To add a task, copy tasks/colorize.py.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn as nn
+
+# Keys every config has, whatever the task. Tasks add their own sections ("data", "loss", ...).
+TRAINER_DEFAULTS = {
+    "task": None,
+    "name": None,                 # run directory suffix; defaults to the config file's stem
+    "seed": 0,
+    "nets": {},                   # name -> {"arch": registered network, **kwargs}
+    "optim": {},                  # net name -> {lr, betas, weight_decay}
+    "train": {
+        "steps": 1000,
+        "batch_size": 8,
+        "num_workers": 0,
+        "accelerator": "cpu",     # cpu | cuda | gpu | auto
+        "devices": 1,
+        "num_nodes": 1,
+        "precision": "32-true",   # 32-true | bf16-mixed | 16-mixed
+        "lr_schedule": "constant",  # constant | linear_decay (to 0 from decay_start)
+        "decay_start": 0.5,       # fraction of steps
+        "ema": 0.0,               # decay of the generator EMA; 0 = off
+        "ema_start": 0,
+        "log_every": 10,
+        "sample_every": 200,
+        "val_every": 500,
+        "ckpt_every": 200,
+        "keep_every": 0,          # also keep step-N checkpoints every K steps; 0 = never
+        "best_metric": None,      # a validation metric name; defaults to the task's
+        "best_mode": None,        # max | min
+        "val_batches": 0,         # 0 = whole validation set
+        "torch_threads": 0,       # 0 = torch's default
+    },
+}
+
+
+@dataclass
+class Phase:
+    """One optimisation step inside a training step (stylegan2-ada's named phases).
+
+    fn(batch, state) -> (loss, logs); `state` is a dict shared by the phases of one step (e.g.
+    the generator output computed once, with its graph, by the D phase and reused by the G phase).
+    The trainer zeroes `optimizer`'s grads, turns off grads of the `frozen` nets (the
+    discriminator during a generator step: gradients flow through it, its weights get none),
+    runs backward and steps. Active when start <= step < stop and (step - start) % every == 0.
+    """
+    name: str
+    optimizer: str
+    fn: Callable
+    frozen: tuple[str, ...] = ()
+    every: int = 1
+    start: int = 0
+    stop: int | None = None
+
+    def active(self, step: int) -> bool:
+        return self.start <= step and (self.stop is None or step < self.stop) and (step - self.start) % self.every == 0
+
+
+class Task:
+    name = "base"
+    defaults: dict = {}       # this task's config sections, merged over TRAINER_DEFAULTS
+    inference_nets = ("G",)   # saved in the model; EMA copies replace them when present
+    best_metric = None        # (metric, "max" | "min") the trainer keeps the best checkpoint by
+
+    def __init__(self, cfg: dict):
+        self.cfg = cfg
+        self.nets: dict[str, nn.Module] = {}  # filled by the trainer (possibly engine-wrapped)
+
+    # --- what the task must provide -------------------------------------------------------
+    def build_networks(self) -> dict[str, nn.Module]:
+        from prism.registry import build_network
+        return {name: build_network(spec) for name, spec in self.cfg["nets"].items() if spec}
+
+    def build_optimizers(self, nets: dict[str, nn.Module]) -> dict[str, torch.optim.Optimizer]:
+        opts = {}
+        for name, o in self.cfg["optim"].items():
+            if not o or not all(n in nets for n in self.optimizer_nets(name)):
+                continue
+            params = [p for n in o.get("nets", [name]) for p in nets[n].parameters()]
+            opts[name] = torch.optim.Adam(params, lr=o.get("lr", 2e-4), betas=tuple(o.get("betas", (0.5, 0.999))),
+                                          weight_decay=o.get("weight_decay", 0.0))
+        return opts
+
+    def train_dataset(self):
+        raise NotImplementedError
+
+    def val_dataset(self):
+        return None
+
+    def phases(self) -> list[Phase]:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def sample_grid(self, batch: dict) -> torch.Tensor:
+        """A (3,H,W) picture of the current outputs on a fixed validation batch."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def validate(self, batches) -> dict[str, float]:
+        return {}
+
+    def card(self) -> dict:
+        """Task-specific entries of the model card (e.g. render size)."""
+        return {}
+
+    @classmethod
+    def predictor(cls, nets: dict[str, nn.Module], card: dict):
+        """The inference object returned by prism.load_model for this task's models."""
+        raise NotImplementedError
+
+    # --- helpers ------------------------------------------------------------------------------
+    def optimizer_nets(self, optimizer: str) -> list[str]:
+        return list((self.cfg["optim"].get(optimizer) or {}).get("nets", [optimizer]))
+
+    def eval_net(self, name: str) -> nn.Module:
+        """The EMA copy when the run keeps one, else the trained network, unwrapped."""
+        return getattr(self, "ema", {}).get(name) or self.plain(name)
+
+    def plain(self, name: str) -> nn.Module:
+        """The unwrapped network (no DDP/Fabric wrapper): for evaluation on one process."""
+        net = self.nets[name]
+        return getattr(net, "module", net)
+
+    def to_device(self, batch: dict) -> dict:
+        dev = next(self.plain(next(iter(self.nets))).parameters()).device
+        return {k: v.to(dev, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}

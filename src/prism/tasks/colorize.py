@@ -1,0 +1,191 @@
+"""Colorization: pix2pix conditional GAN in CIE Lab (L in, ab out).
+
+G* = arg min_G max_D  L_cGAN(G, D) + lambda * L1(G),  lambda = 100 (Isola et al. 2017), with an
+optional generator-only L1 pre-training phase first. Inference runs G at a render size and puts
+only the predicted chroma, upsampled, onto the photo's own full-resolution lightness.
+
+This file is the template for a new task: defaults, datasets, phases, samples, validation,
+card, predictor.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from prism import color, metrics
+from prism.data.folder import ImageFolder
+from prism.data.images import LoadedImage, read_image, to_float
+from prism.losses import AdversarialLoss, feature_matching_loss, reconstruction_loss
+from prism.registry import TASKS
+from prism.tasks.base import Phase, Task
+from prism.train.loggers import image_grid
+
+
+@TASKS.register("colorize")
+class ColorizeTask(Task):
+    name = "colorize"
+    best_metric = ("psnr", "max")
+    defaults = {
+        "data": {"train": None, "val": None, "size": 128, "load_size": None, "flip": True,
+                 "max_pixels": 80_000_000},
+        "nets": {"G": {"arch": "unet", "in_channels": 1, "out_channels": 2, "depth": 7, "width": 32,
+                       "norm": "batch", "dropout": 0.5},
+                 "D": {"arch": "patchgan", "in_channels": 3, "width": 64, "n_layers": 3, "norm": "batch"}},
+        "optim": {"G": {"lr": 2e-4, "betas": [0.5, 0.999]}, "D": {"lr": 2e-4, "betas": [0.5, 0.999]}},
+        "loss": {"adversarial": "bce", "gan_weight": 1.0, "recon": "l1", "recon_weight": 100.0,
+                 "pretrain_steps": 0, "feature_matching_weight": 0.0, "conditional_d": True},
+        "render_size": 256,
+    }
+
+    # --- data -------------------------------------------------------------------------------------
+    def _folder(self, roots, train: bool):
+        d = self.cfg["data"]
+        return ImageFolder(roots, size=d["size"], load_size=d["load_size"], crop="random" if train else "center",
+                           flip=d["flip"] and train, max_pixels=d["max_pixels"])
+
+    def train_dataset(self):
+        if not self.cfg["data"]["train"]:
+            from prism.config import ConfigError
+            raise ConfigError("data.train is not set: give a folder of color photos, e.g. data.train=path/to/photos")
+        return self._folder(self.cfg["data"]["train"], train=True)
+
+    def val_dataset(self):
+        return self._folder(self.cfg["data"]["val"], train=False) if self.cfg["data"]["val"] else None
+
+    # --- training -----------------------------------------------------------------------------------
+    def phases(self) -> list[Phase]:
+        loss = self.cfg["loss"]
+        self.adv = AdversarialLoss(loss["adversarial"])
+        pre = loss["pretrain_steps"]
+        phases = [Phase("G_pretrain", "G", self.g_pretrain_step, stop=pre)] if pre else []
+        if "D" in self.nets and loss["gan_weight"] > 0:
+            phases += [Phase("D", "D", self.d_step, start=pre), Phase("G", "G", self.g_step, frozen=("D",), start=pre)]
+        else:  # regression only
+            phases.append(Phase("G", "G", self.g_pretrain_step, start=pre))
+        return phases
+
+    def _lab(self, batch: dict, state: dict):
+        if "L" not in state:
+            state["L"], state["ab"] = color.rgb_to_lab_norm(batch["image"])
+        return state["L"], state["ab"]
+
+    def _d_input(self, L, ab):
+        return torch.cat([L, ab], 1) if self.cfg["loss"]["conditional_d"] else ab
+
+    def g_pretrain_step(self, batch, state):
+        L, ab = self._lab(batch, state)
+        rec = reconstruction_loss(self.cfg["loss"]["recon"], self.nets["G"](L), ab)
+        return self.cfg["loss"]["recon_weight"] * rec, {"G_recon": rec.detach()}
+
+    def d_step(self, batch, state):
+        L, ab = self._lab(batch, state)
+        state["fake"] = fake = self.nets["G"](L)
+        loss = self.adv.d_loss(self.nets["D"](self._d_input(L, ab)), self.nets["D"](self._d_input(L, fake.detach())))
+        return loss, {"D": loss.detach()}
+
+    def g_step(self, batch, state):
+        L, ab = self._lab(batch, state)
+        fake, w = state["fake"], self.cfg["loss"]
+        fm = w["feature_matching_weight"] > 0
+        out = self.nets["D"](self._d_input(L, fake), return_features=fm)
+        gan = self.adv.g_loss(out[0] if fm else out)
+        rec = reconstruction_loss(w["recon"], fake, ab)
+        total = w["gan_weight"] * gan + w["recon_weight"] * rec
+        logs = {"G_gan": gan.detach(), "G_recon": rec.detach()}
+        if fm:
+            with torch.no_grad():
+                _, real_feats = self.nets["D"](self._d_input(L, ab), return_features=True)
+            feat = feature_matching_loss(out[1], real_feats)
+            total = total + w["feature_matching_weight"] * feat
+            logs["G_feat"] = feat.detach()
+        return total, logs
+
+    # --- pictures and numbers during training ----------------------------------------------------------
+    @torch.no_grad()
+    def _predict(self, batch):
+        L, ab = color.rgb_to_lab_norm(batch["image"])
+        return L, color.lab_norm_to_rgb(L, self.eval_net("G")(L))
+
+    @torch.no_grad()
+    def sample_grid(self, batch) -> torch.Tensor:
+        L, out = self._predict(batch)
+        gray = color.lab_norm_to_rgb(L, torch.zeros(L.shape[0], 2, *L.shape[2:], device=L.device))
+        return image_grid([gray, out, batch["image"]])
+
+    @torch.no_grad()
+    def validate(self, batches) -> dict[str, float]:
+        acc = metrics.Averager()
+        for batch in batches:
+            _, out = self._predict(batch)
+            acc.add(metrics.colorization_metrics(out, batch["image"]), n=len(out))
+        return acc.means()
+
+    def card(self) -> dict:
+        return {"render_size": self.cfg["render_size"], "train_size": self.cfg["data"]["size"]}
+
+    @classmethod
+    def predictor(cls, nets, card):
+        return Colorizer(nets["G"], card)
+
+    @classmethod
+    def evaluate(cls, predictor, data, **kwargs) -> dict:
+        from prism.evaluation import evaluate_colorizer
+        return evaluate_colorizer(predictor, data, **kwargs)
+
+
+class Colorizer:
+    """`prism.load_model()` for colorization models: `.colorize(image)` -> PIL image, full size."""
+
+    task = "colorize"
+
+    def __init__(self, G: torch.nn.Module, card: dict):
+        self.G, self.card = G.eval(), card
+        self.render_size = int(card.get("options", {}).get("render_size", 256))
+        self.multiple = getattr(G, "size_multiple", 1)
+        self.device = next(G.parameters()).device
+
+    def colorize(self, image, saturation: float = 1.0) -> Image.Image:
+        """PIL image, numpy array or file path (gray, RGB, RGBA, palette, 16-bit) -> colorized PIL
+        image of the same size; colour input is re-colorized from its lightness, alpha is kept."""
+        return self.colorize_batch([image], saturation)[0]
+
+    @torch.no_grad()
+    def colorize_batch(self, images, saturation: float = 1.0, batch_size: int = 8) -> list[Image.Image]:
+        if not 0.0 <= saturation <= 2.0:
+            raise ValueError(f"saturation must be within 0..2, got {saturation}")
+        loaded = [read_image(x) if isinstance(x, (str, bytes)) or hasattr(x, "__fspath__") else
+                  (x if isinstance(x, LoadedImage) else to_float(x)) for x in images]
+        Ls = [color.lightness_full(im.rgb) for im in loaded]
+        small = [self._render_input(L) for L in Ls]
+        abs_ = [None] * len(loaded)
+        by_shape: dict[tuple, list[int]] = {}
+        for i, (x, _) in enumerate(small):
+            by_shape.setdefault(tuple(x.shape), []).append(i)
+        for idxs in by_shape.values():
+            for k in range(0, len(idxs), batch_size):
+                chunk = idxs[k:k + batch_size]
+                ab = self.G(torch.stack([small[i][0] for i in chunk]).to(self.device)).float().cpu()
+                for j, i in enumerate(chunk):
+                    h, w = small[i][1]
+                    abs_[i] = ab[j:j + 1, :, :h, :w]
+        out = []
+        for im, L, ab in zip(loaded, Ls, abs_):
+            ab_full = F.interpolate(ab, size=L.shape, mode="bilinear", align_corners=False)[0] * saturation
+            rgb = Image.fromarray(color.compose_full(L, ab_full))
+            if im.alpha is not None:
+                rgb.putalpha(Image.fromarray((im.alpha * 255 + 0.5).astype("uint8")))
+            out.append(rgb)
+        return out
+
+    def _render_input(self, L: torch.Tensor):
+        """Full-res L -> (1,h',w') network input at the render size, padded to the net's multiple."""
+        H, W = L.shape
+        s = self.render_size / max(H, W)
+        h, w = max(1, round(H * s)), max(1, round(W * s))
+        x = F.interpolate(L[None, None], size=(h, w), mode="bilinear", antialias=True, align_corners=False)
+        ph, pw = (-h) % self.multiple, (-w) % self.multiple
+        if ph or pw:  # reflect where the image is big enough, replicate otherwise
+            mode = "reflect" if ph < h and pw < w else "replicate"
+            x = F.pad(x, (0, pw, 0, ph), mode=mode)
+        return x[0], (h, w)

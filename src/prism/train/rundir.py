@@ -1,0 +1,25 @@
+"""Numbered run directories (00000-name, 00001-name, ...) holding the resolved config."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+RUN_RE = re.compile(r"^(\d{5})-")
+
+
+def new_run_dir(runs_dir: str | Path, name: str) -> Path:
+    runs_dir = Path(runs_dir)
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    for _ in range(100):  # another process may take the same number: retry
+        used = [int(m.group(1)) for p in runs_dir.iterdir() if (m := RUN_RE.match(p.name))]
+        path = runs_dir / f"{max(used, default=-1) + 1:05d}-{name}"
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"could not create a new run directory in {runs_dir}")
+
+
+def is_run_dir(path: str | Path) -> bool:
+    return (Path(path) / "config.yaml").is_file()

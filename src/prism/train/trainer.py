@@ -1,0 +1,334 @@
+"""The one training loop every PRISM task runs on.
+
+Explicit and flat on purpose (after stylegan2-ada's training_loop): per step, fetch a batch, run
+the task's named phases (each: zero grads, loss, backward, optimizer step), update the EMA and
+learning rates, then log / sample / validate / checkpoint on their intervals. Devices, processes
+and precision come from Lightning Fabric, so one CPU process is just the one-device case.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import platform
+import signal
+import time
+from pathlib import Path
+
+import torch
+from lightning_fabric import Fabric
+from torch.utils.data import DataLoader
+
+from prism import config as C
+from prism.data.folder import collate
+from prism.data.sampling import ResumableSampler
+from prism.tasks import task_class
+from prism.train import checkpoint as ckpt
+from prism.train.loggers import RunLogger, image_grid, plot_losses  # noqa: F401
+from prism.train.progress import TrainProgress
+from prism.train.rundir import new_run_dir
+
+
+class TrainingStopped(RuntimeError):
+    """The run ended early for a reason the user must act on (non-finite loss)."""
+
+
+class Trainer:
+    def __init__(self, cfg: dict, runs_dir: str | Path = "runs", resume: str | Path | None = None,
+                 progress: bool = True):
+        self.cfg, self.runs_dir, self.progress_enabled = cfg, Path(runs_dir), progress
+        self.resume_dir = Path(resume) if resume else None
+        t = cfg["train"]
+        if t["torch_threads"]:
+            torch.set_num_threads(t["torch_threads"])
+        self.fabric = Fabric(accelerator=t["accelerator"], devices=t["devices"], num_nodes=t["num_nodes"],
+                             precision=t["precision"], strategy="ddp" if t["devices"] != 1 or t["num_nodes"] > 1 else "auto")
+        self.stop_requested = False
+
+    # ------------------------------------------------------------------------------------------
+    def fit(self) -> Path:
+        fabric, cfg, t = self.fabric, self.cfg, self.cfg["train"]
+        fabric.launch()
+        fabric.seed_everything(cfg["seed"], verbose=False)
+        self.run_dir = self._prepare_run_dir()
+        task = self.task = task_class(cfg["task"])(cfg)
+
+        nets = task.build_networks()
+        opts = task.build_optimizers(nets)
+        self.ema = {n: copy.deepcopy(nets[n]).eval().requires_grad_(False)
+                    for n in task.inference_nets if t["ema"] > 0 and n in nets}
+        task.nets = {n: fabric.setup_module(m) for n, m in nets.items()}
+        task.ema = self.ema
+        self.opts = {n: fabric.setup_optimizers(o) for n, o in opts.items()}
+        self.base_lrs = {n: [g["lr"] for g in o.param_groups] for n, o in self.opts.items()}
+        self.step, self.epoch, self.batch_in_epoch, self.elapsed = 0, 0, 0, 0.0
+        self.best = {"value": None, "step": None}
+        self.skipped: list[str] = []
+        self.last_metrics: dict = {}
+
+        if self.resume_dir:
+            self._load(ckpt.find_checkpoint(self.resume_dir) or self._missing_checkpoint())
+        self.log = RunLogger(self.run_dir, enabled=fabric.is_global_zero)
+        self._build_loaders()
+        self._train_loop()
+        return self.run_dir
+
+    # ------------------------------------------------------------------------------------------
+    def _train_loop(self) -> None:
+        fabric, t, task = self.fabric, self.cfg["train"], self.task
+        phases = task.phases()
+        sample_batch = self._sample_batch()
+        batches = self._batches()
+        sums: dict[str, float] = {}
+        count = 0
+        old_handler = signal.signal(signal.SIGINT, self._on_sigint) if _main_thread() else None
+        bar = TrainProgress(t["steps"], self.step, enabled=self.progress_enabled and fabric.is_global_zero)
+        started = time.time() - self.elapsed
+        try:
+            while self.step < t["steps"] and not self.stop_requested:
+                batch = task.to_device(next(batches))
+                self.skipped.extend(batch.pop("skipped", []))
+                state: dict = {}
+                for phase in phases:
+                    if not phase.active(self.step):
+                        continue
+                    logs = self._run_phase(phase, batch, state)
+                    for k, v in logs.items():
+                        sums[k] = sums.get(k, 0.0) + float(v)
+                count += 1
+                self._update_ema()
+                self.step += 1
+                self._set_lr()
+                self.elapsed = time.time() - started
+                if self.step % t["log_every"] == 0 or self.step == t["steps"]:
+                    means = {k: v / count for k, v in sums.items()}
+                    means["lr"] = next(iter(self.opts.values())).param_groups[0]["lr"] if self.opts else 0.0
+                    self.log.losses(self.step, means)
+                    bar.update(self.step, means)
+                    sums, count = {}, 0
+                else:
+                    bar.update(self.step)
+                if sample_batch is not None and (self.step % t["sample_every"] == 0 or self.step == t["steps"]):
+                    self._sample(sample_batch)
+                if self.step % t["val_every"] == 0 or self.step == t["steps"]:
+                    self._validate()
+                if self.step % t["ckpt_every"] == 0 or self.step == t["steps"]:
+                    self._save("latest")
+                if t["keep_every"] and self.step % t["keep_every"] == 0:
+                    self._save(f"step-{self.step:07d}")
+        except TrainingStopped as e:
+            bar.close()
+            last = ckpt.find_checkpoint(self.run_dir)
+            raise TrainingStopped(f"{e}\nThe last good checkpoint is kept: "
+                                  f"{last or '(none was written yet)'}. Lower the learning rate, or "
+                                  f"resume with: prism train --resume {self.run_dir}") from None
+        finally:
+            bar.close()
+            if old_handler is not None:
+                signal.signal(signal.SIGINT, old_handler)
+        if self.stop_requested:
+            self._save("latest")
+            fabric.print(f"Interrupted at step {self.step}; saved. Resume with: prism train --resume {self.run_dir}")
+        else:
+            self._finish()
+        self.log.close()
+
+    def _run_phase(self, phase, batch: dict, state: dict) -> dict:
+        opt = self.opts[phase.optimizer]
+        opt.zero_grad(set_to_none=True)
+        for name in phase.frozen:
+            self.task.nets[name].requires_grad_(False)
+        try:
+            loss, logs = phase.fn(batch, state)
+            if not torch.isfinite(loss.detach()).all():
+                bad = {k: float(v) for k, v in logs.items()}
+                raise TrainingStopped(f"Training stopped: the '{phase.name}' loss became {float(loss.detach())} at step "
+                                      f"{self.step} (losses: {bad}).")
+            self.fabric.backward(loss)
+        finally:
+            for name in phase.frozen:
+                self.task.nets[name].requires_grad_(True)
+        opt.step()
+        return logs
+
+    def _update_ema(self) -> None:
+        t = self.cfg["train"]
+        decay = t["ema"] if self.step >= t["ema_start"] else 0.0
+        with torch.no_grad():
+            for name, ema in self.ema.items():
+                src = self.task.plain(name)
+                for pe, p in zip(ema.parameters(), src.parameters()):
+                    pe.lerp_(p.detach(), 1.0 - decay)
+                for be, b in zip(ema.buffers(), src.buffers()):
+                    be.copy_(b)
+
+    def _set_lr(self) -> None:
+        """The learning rate is a pure function of the step: nothing to save, exact on resume."""
+        factor = self._lr_factor(self.step)
+        for name, opt in self.opts.items():
+            for group, base in zip(opt.param_groups, self.base_lrs[name]):
+                group["lr"] = base * factor
+
+    def _lr_factor(self, step: int) -> float:
+        t = self.cfg["train"]
+        if t["lr_schedule"] == "constant":
+            return 1.0
+        if t["lr_schedule"] == "linear_decay":
+            start = int(t["decay_start"] * t["steps"])
+            return 1.0 - max(0, step - start) / max(1, t["steps"] - start)
+        raise C.ConfigError(f"unknown train.lr_schedule '{t['lr_schedule']}'; use constant or linear_decay")
+
+    # --- data -----------------------------------------------------------------------------------
+    def _build_loaders(self) -> None:
+        t, fabric = self.cfg["train"], self.fabric
+        train_ds = self.task.train_dataset()
+        self.sampler = ResumableSampler(len(train_ds), seed=self.cfg["seed"], rank=fabric.global_rank,
+                                        world_size=fabric.world_size, length=getattr(train_ds, "epoch_length", None))
+        if len(self.sampler) < t["batch_size"]:
+            raise C.ConfigError(f"train.batch_size={t['batch_size']} exceeds the {len(self.sampler)} training "
+                                f"images per process")
+        self.train_loader = DataLoader(train_ds, batch_size=t["batch_size"], sampler=self.sampler, drop_last=True,
+                                       collate_fn=collate, num_workers=t["num_workers"],
+                                       generator=_own_generator(self.cfg["seed"]))
+        val_ds = self.task.val_dataset()
+        self.val_loader = None if val_ds is None else DataLoader(
+            val_ds, batch_size=t["batch_size"], shuffle=False, collate_fn=collate, num_workers=t["num_workers"],
+            generator=_own_generator(self.cfg["seed"]))
+
+    def _batches(self):
+        per_epoch = len(self.sampler) // self.cfg["train"]["batch_size"]
+        while True:
+            self.sampler.set_epoch(self.epoch, start=self.batch_in_epoch * self.cfg["train"]["batch_size"])
+            for batch in self.train_loader:
+                self.batch_in_epoch += 1
+                yield batch
+            if self.batch_in_epoch >= per_epoch:
+                self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+
+    def _sample_batch(self):
+        loader = self.val_loader or DataLoader(self.task.train_dataset(), batch_size=8, collate_fn=collate,
+                                                   generator=_own_generator(0))
+        batch = next(iter(loader))
+        n = min(8, len(batch["image"]) if "image" in batch else 8)
+        return self.task.to_device({k: v[:n] if isinstance(v, (torch.Tensor, list)) else v for k, v in batch.items()})
+
+    # --- sampling, validation ---------------------------------------------------------------------
+    def _eval_mode(self, on: bool) -> None:
+        for net in self.task.nets.values():
+            net.train(not on)
+
+    def _sample(self, batch) -> None:
+        if not self.fabric.is_global_zero:
+            return
+        self._eval_mode(True)
+        try:
+            self.log.image(self.step, self.task.sample_grid(batch))
+        finally:
+            self._eval_mode(False)
+
+    def _validate(self) -> None:
+        if self.val_loader is None:
+            return
+        if self.fabric.is_global_zero:
+            limit = self.cfg["train"]["val_batches"]
+            batches = (self.task.to_device(b) for i, b in enumerate(self.val_loader) if not limit or i < limit)
+            self._eval_mode(True)
+            try:
+                metrics = self.task.validate(batches)
+            finally:
+                self._eval_mode(False)
+            self.last_metrics = metrics
+            self.log.metrics(self.step, metrics)
+            name, mode = self._best_key()
+            value = metrics.get(name)
+            if value is not None and math.isfinite(value) and (
+                    self.best["value"] is None or (value > self.best["value"] if mode == "max" else value < self.best["value"])):
+                self.best = {"value": value, "step": self.step, "metric": name}
+                self._save("best")
+        self.fabric.barrier()
+
+    def _best_key(self) -> tuple[str, str]:
+        t = self.cfg["train"]
+        default = self.task.best_metric or (None, "max")
+        return t["best_metric"] or default[0], t["best_mode"] or default[1]
+
+    # --- checkpoints ------------------------------------------------------------------------------
+    def _state(self) -> dict:
+        return {
+            "format": "prism-checkpoint-1", "step": self.step, "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch, "elapsed": self.elapsed,
+            "nets": {n: self.task.plain(n).state_dict() for n in self.task.nets},
+            "ema": {n: m.state_dict() for n, m in self.ema.items()},
+            "opts": {n: o.state_dict() for n, o in self.opts.items()},
+            "rng": ckpt.capture_rng(), "best": dict(self.best), "metrics": dict(self.last_metrics),
+            "skipped": list(self.skipped), "world_size": self.fabric.world_size,
+        }
+
+    def _save(self, name: str) -> None:
+        state = self._state()  # every rank captures (collectives are not involved), rank 0 writes
+        if self.fabric.is_global_zero:
+            ckpt.atomic_torch_save(state, self.run_dir / ckpt.CHECKPOINT_DIR / f"{name}.pt")
+        self.fabric.barrier()
+
+    def _load(self, path: Path) -> None:
+        state = ckpt.load_checkpoint(path)
+        for n, sd in state["nets"].items():
+            self.task.plain(n).load_state_dict(sd)
+        for n, sd in state["ema"].items():
+            if n in self.ema:
+                self.ema[n].load_state_dict(sd)
+        for n, sd in state["opts"].items():
+            self.opts[n].load_state_dict(sd)
+        self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+        self.elapsed, self.best, self.skipped = state["elapsed"], state["best"], state["skipped"]
+        self.last_metrics = state.get("metrics", {})
+        ckpt.restore_rng(state["rng"])
+        self._set_lr()
+        self.fabric.print(f"Resumed {self.run_dir} from {path.name} at step {self.step}")
+
+    def _missing_checkpoint(self):
+        raise FileNotFoundError(f"{self.resume_dir}: no checkpoints/latest.pt to resume from")
+
+    # --- run directory, end of run ----------------------------------------------------------------
+    def _prepare_run_dir(self) -> Path:
+        if self.resume_dir:
+            run_dir = self.resume_dir
+        else:
+            path = str(new_run_dir(self.runs_dir, self.cfg["name"])) if self.fabric.is_global_zero else None
+            run_dir = Path(self.fabric.broadcast(path, src=0))
+        if self.fabric.is_global_zero:
+            C.dump(self.cfg, run_dir / "config.yaml")
+        return run_dir
+
+    def _on_sigint(self, signum, frame) -> None:
+        if self.stop_requested:  # second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.stop_requested = True
+
+    def _finish(self) -> None:
+        if not self.fabric.is_global_zero:
+            return
+        from prism.modelio import export_run
+        model_dir = export_run(self.run_dir)
+        plot = plot_losses(self.run_dir / "log.jsonl", self.run_dir / "loss_curves.png")
+        if self.skipped:
+            (self.run_dir / "skipped_files.txt").write_text("\n".join(sorted(set(self.skipped))) + "\n")
+            self.fabric.print(f"Skipped {len(set(self.skipped))} unreadable file(s); see {self.run_dir / 'skipped_files.txt'}")
+        self.fabric.print(f"Done: {self.step} steps in {self.elapsed / 60:.1f} min. Run: {self.run_dir}  Model: {model_dir}"
+                          + (f"  Loss curves: {plot}" if plot else ""))
+
+
+def hardware() -> str:
+    if torch.cuda.is_available():
+        return f"{torch.cuda.device_count()}x {torch.cuda.get_device_name(0)}"
+    return f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+
+
+def _main_thread() -> bool:
+    import threading
+    return threading.current_thread() is threading.main_thread()
+
+
+def _own_generator(seed: int) -> torch.Generator:
+    """DataLoader iterators draw a worker seed from the *global* RNG unless given their own;
+    that would shift dropout noise whenever a loader is (re)created and break exact resume."""
+    return torch.Generator().manual_seed(seed)
