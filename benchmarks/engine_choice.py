@@ -44,7 +44,7 @@ class D(nn.Module):
 def run_gan(E, trial, out_path):
     """Engine-agnostic loop. E: small adapter with setup/backward/gather/barrier/save/load/rank/world."""
     info = {"trial": trial, "world": E.world, "default_threads": torch.get_num_threads()}
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // E.world))  # same threads for both engines (fair timing)
+    torch.set_num_threads(1)  # same for every trial: 1 intra-op thread per rank (fair, less noise on a shared box)
     torch.manual_seed(0)
     g, d = G(), D()
     og = torch.optim.Adam(g.parameters(), 2e-4, betas=(0.5, 0.999))

@@ -37,7 +37,10 @@ def photo_folder(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED.is_dir():
-        pytest.skip(f"shared data not found at {SHARED} (set PRISM_DATA to its path)")
+        reason = f"shared data not found at {SHARED} (set PRISM_DATA to its path)"
+        if os.environ.get("PRISM_REQUIRE_SHARED_DATA") or os.environ.get("CI"):
+            pytest.fail(reason + "; CI requires it")
+        pytest.skip(reason)
     return SHARED
 
 

@@ -50,9 +50,21 @@ def list_images(inputs, recursive: bool = True) -> list[Path]:
 
 @dataclass
 class LoadedImage:
-    rgb: np.ndarray          # float32 HxWx3 in [0, 1]
+    """Decoded pixels: uint8 when the source is 8-bit (a 12-Mpx photo stays 37 MB, not 150 MB),
+    else float32 in [0, 1]; HxW for single-channel sources, HxWx3 otherwise."""
+    pixels: np.ndarray
     alpha: np.ndarray | None  # float32 HxW in [0, 1], when the file has transparency
     was_gray: bool           # the file had a single channel
+
+    @property
+    def rgb(self) -> np.ndarray:
+        """float32 HxWx3 in [0, 1]."""
+        x = self.pixels.astype(np.float32) / 255.0 if self.pixels.dtype == np.uint8 else self.pixels
+        return np.ascontiguousarray(np.repeat(x[..., None], 3, axis=2) if x.ndim == 2 else x)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.pixels.shape[0], self.pixels.shape[1]
 
 
 def open_image(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
@@ -92,16 +104,15 @@ def pil_to_float(img: Image.Image) -> LoadedImage:
     if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         arr = np.asarray(img, dtype=np.float32)
         peak = 65535.0 if mode != "F" and arr.max(initial=0) > 255 else (1.0 if mode == "F" else 255.0)
-        gray = np.clip(arr / peak, 0, 1)
-        return LoadedImage(np.repeat(gray[..., None], 3, axis=2), None, True)
+        return LoadedImage(np.clip(arr / peak, 0, 1).astype(np.float32), None, True)
     if mode == "P":
         img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
         mode = img.mode
     if mode in ("RGBA", "LA", "PA"):
         alpha = np.asarray(img.getchannel("A"), dtype=np.float32) / 255.0
-    was_gray = mode in ("1", "L", "LA")
-    rgb = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
-    return LoadedImage(rgb, alpha, was_gray)
+    if mode in ("1", "L", "LA"):
+        return LoadedImage(np.asarray(img.convert("L")), alpha, True)
+    return LoadedImage(np.asarray(img.convert("RGB")), alpha, False)
 
 
 def read_image(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
@@ -110,9 +121,14 @@ def read_image(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
 
 def to_float(image) -> LoadedImage:
     """PIL image or numpy array (HxW, HxWx1/3/4; uint8, uint16 or float in [0,1]) -> LoadedImage."""
+    if isinstance(image, LoadedImage):
+        return image
     if isinstance(image, Image.Image):
         return pil_to_float(ImageOps.exif_transpose(image))
     arr = np.asarray(image)
+    if arr.dtype == np.uint8 and arr.ndim in (2, 3) and (arr.ndim == 2 or arr.shape[2] in (1, 3)):
+        return LoadedImage(np.ascontiguousarray(arr[..., 0] if arr.ndim == 3 and arr.shape[2] == 1 else arr),
+                           None, arr.ndim == 2 or arr.shape[2] == 1)
     if arr.dtype == np.uint8:
         arr = arr.astype(np.float32) / 255.0
     elif arr.dtype == np.uint16:
@@ -125,8 +141,7 @@ def to_float(image) -> LoadedImage:
         raise ValueError(f"expected an HxW, HxWx3 or HxWx4 image array, got shape {arr.shape}")
     alpha = arr[..., 3] if arr.shape[2] == 4 else None
     gray = arr.shape[2] == 1
-    rgb = np.repeat(arr, 3, axis=2) if gray else arr[..., :3]
-    return LoadedImage(np.ascontiguousarray(rgb), alpha, gray)
+    return LoadedImage(np.ascontiguousarray(arr[..., 0] if gray else arr[..., :3]), alpha, gray)
 
 
 def float_to_pil(rgb: np.ndarray, alpha: np.ndarray | None = None) -> Image.Image:

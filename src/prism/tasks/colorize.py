@@ -156,7 +156,7 @@ class Colorizer:
             raise ValueError(f"saturation must be within 0..2, got {saturation}")
         loaded = [read_image(x) if isinstance(x, (str, bytes)) or hasattr(x, "__fspath__") else
                   (x if isinstance(x, LoadedImage) else to_float(x)) for x in images]
-        Ls = [color.lightness_full(im.rgb) for im in loaded]
+        Ls = [color.lightness_full(im.pixels) for im in loaded]
         small = [self._render_input(L) for L in Ls]
         abs_ = [None] * len(loaded)
         by_shape: dict[tuple, list[int]] = {}

@@ -1,0 +1,89 @@
+"""Running a predictor over files and folders: shared by every task's CLI command and the web app.
+
+Reads each file safely (a bad one is reported with its reason and the rest go on), batches,
+shows a progress bar, mirrors input folder structure under the output folder and never
+overwrites an input.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from PIL import Image
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from prism.data.images import IMAGE_EXTS, DataError, ImageReadError, list_images, read_image
+
+KEEP_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp"}
+
+
+@dataclass
+class RunReport:
+    written: list[Path] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def plan_outputs(inputs: list[str | Path], out_dir: Path, suffix: str = "") -> list[tuple[Path, Path]]:
+    """(input file, output file) pairs; folders are searched recursively and mirrored."""
+    pairs = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            pairs += [(f, out_dir / f.relative_to(item)) for f in list_images(item)]
+        elif item.is_file():
+            pairs.append((item, out_dir / item.name))
+        else:
+            raise DataError(f"{item}: no such file or folder")
+    out = []
+    for src, dst in pairs:
+        if dst.suffix.lower() not in KEEP_EXTS:
+            dst = dst.with_suffix(".png")
+        if suffix or dst.resolve() == src.resolve():  # never overwrite an input
+            dst = dst.with_name(f"{dst.stem}{suffix or '_prism'}{dst.suffix}")
+        out.append((src, dst))
+    return out
+
+
+def save_image(img: Image.Image, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if img.mode == "RGBA" and path.suffix.lower() in (".jpg", ".jpeg", ".bmp"):
+        path = path.with_suffix(".png")  # keep the alpha channel
+    kwargs = {"quality": 95} if path.suffix.lower() in (".jpg", ".jpeg", ".webp") else {}
+    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
+    img.save(tmp, **kwargs)
+    tmp.replace(path)
+
+
+def run_on_files(inputs, out_dir, process: Callable[[list], list[Image.Image]], batch_size: int = 8,
+                 suffix: str = "", progress: bool = True, max_pixels: int | None = None) -> RunReport:
+    """process(list of LoadedImage) -> list of PIL images, one per input."""
+    pairs = plan_outputs(inputs, Path(out_dir), suffix)
+    report = RunReport()
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, disable=not progress) as bar:
+        task = bar.add_task("images", total=len(pairs))
+        for start in range(0, len(pairs), batch_size):
+            chunk, loaded = [], []
+            for src, dst in pairs[start:start + batch_size]:
+                try:
+                    loaded.append(read_image(src, max_pixels) if max_pixels else read_image(src))
+                    chunk.append((src, dst))
+                except ImageReadError as e:
+                    report.failed.append((src, e.reason))
+            if loaded:
+                try:
+                    results = process(loaded)
+                except Exception as e:  # one bad batch must not lose the rest
+                    report.failed += [(s, f"{type(e).__name__}: {e}") for s, _ in chunk]
+                    results = []
+                for (src, dst), img in zip(chunk, results):
+                    try:
+                        save_image(img, dst)
+                        report.written.append(dst)
+                    except OSError as e:
+                        report.failed.append((src, f"cannot write {dst}: {e}"))
+            bar.update(task, advance=len(pairs[start:start + batch_size]))
+    return report
+
+
+__all__ = ["IMAGE_EXTS", "RunReport", "plan_outputs", "run_on_files", "save_image"]
