@@ -5,8 +5,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 from kornia.color import rgb_to_lab
-from skimage.color import deltaE_ciede2000
-from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 
 def colorfulness(rgb: torch.Tensor) -> torch.Tensor:
@@ -20,6 +18,7 @@ def colorfulness(rgb: torch.Tensor) -> torch.Tensor:
 
 def ciede2000(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """(B,3,H,W) sRGB in [0,1] -> (B,) mean CIEDE2000 colour difference per image."""
+    from skimage.color import deltaE_ciede2000  # imported here: slow to import, rarely needed
     lp = rgb_to_lab(pred.float().clamp(0, 1)).permute(0, 2, 3, 1).cpu().numpy()
     lt = rgb_to_lab(target.float().clamp(0, 1)).permute(0, 2, 3, 1).cpu().numpy()
     return torch.tensor([float(np.mean(deltaE_ciede2000(a, b))) for a, b in zip(lp, lt)])
@@ -27,6 +26,7 @@ def ciede2000(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def colorization_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
     """Per-image metrics of a batch: psnr, ssim, ciede2000, colorfulness (of pred)."""
+    from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
     pred, target = pred.float().clamp(0, 1), target.float().clamp(0, 1)
     return {
         "psnr": peak_signal_noise_ratio(pred, target, data_range=1.0, reduction="none", dim=(1, 2, 3)),

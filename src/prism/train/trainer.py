@@ -190,6 +190,8 @@ class Trainer:
                                        collate_fn=collate, num_workers=t["num_workers"],
                                        generator=_own_generator(self.cfg["seed"]))
         val_ds = self.task.val_dataset()
+        if val_ds is not None and t["val_batches"]:  # an evenly spread subset, not the first files
+            val_ds = _spread_subset(val_ds, t["val_batches"] * t["batch_size"])
         self.val_loader = None if val_ds is None else DataLoader(
             val_ds, batch_size=t["batch_size"], shuffle=False, collate_fn=collate, num_workers=t["num_workers"],
             generator=_own_generator(self.cfg["seed"]))
@@ -205,11 +207,10 @@ class Trainer:
                 self.epoch, self.batch_in_epoch = self.epoch + 1, 0
 
     def _sample_batch(self):
-        loader = self.val_loader or DataLoader(self.task.train_dataset(), batch_size=8, collate_fn=collate,
-                                                   generator=_own_generator(0))
-        batch = next(iter(loader))
-        n = min(8, len(batch["image"]) if "image" in batch else 8)
-        return self.task.to_device({k: v[:n] if isinstance(v, (torch.Tensor, list)) else v for k, v in batch.items()})
+        """8 fixed images spread over the validation (else training) set, shown at every sample step."""
+        ds = self.val_loader.dataset if self.val_loader is not None else self.task.train_dataset()
+        picked = _spread_subset(ds, 8)
+        return self.task.to_device(collate([picked[i] for i in range(len(picked))]))
 
     # --- sampling, validation ---------------------------------------------------------------------
     def _eval_mode(self, on: bool) -> None:
@@ -326,6 +327,12 @@ def hardware() -> str:
 def _main_thread() -> bool:
     import threading
     return threading.current_thread() is threading.main_thread()
+
+
+def _spread_subset(ds, n: int):
+    if len(ds) <= n:
+        return ds
+    return torch.utils.data.Subset(ds, [round(i * (len(ds) - 1) / max(n - 1, 1)) for i in range(n)])
 
 
 def _own_generator(seed: int) -> torch.Generator:
