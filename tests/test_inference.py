@@ -302,8 +302,6 @@ def test_cli_colorize_single_file_next_to_itself(model_dir, input_tree):
     assert _sha(src) == sha and (input_tree / "top_prism.jpg").is_file()
 
 
-@pytest.mark.xfail(strict=True, reason="infer.plan_outputs only compares each output with its own input: "
-                                      "scan.gif is mapped to scan.png, which is another input, and overwrites it")
 def test_cli_colorize_never_overwrites_another_input(model_dir, tmp_path):
     folder = tmp_path / "scans"
     folder.mkdir()
@@ -316,8 +314,6 @@ def test_cli_colorize_never_overwrites_another_input(model_dir, tmp_path):
     assert _sha(folder / "scan.png") == sha
 
 
-@pytest.mark.xfail(strict=True, reason="save_image writes RGBA output for a .jpg/.bmp path as .png, but "
-                                      "run_on_files records the .jpg path it never wrote in report.written")
 def test_run_on_files_reports_the_paths_it_wrote(colorizer, tmp_path):
     from prism.infer import run_on_files
     folder = tmp_path / "in"

@@ -60,6 +60,8 @@ def lightness_full(pixels, tile_rows: int = 512) -> torch.Tensor:
     uint8 HxWx3 (linearisation table + luminance) or float HxW[x3] in [0,1] (kornia, in row tiles)."""
     import numpy as np
     arr = np.asarray(pixels)
+    if not arr.flags.writeable:  # torch cannot wrap read-only memory (e.g. np.asarray(PIL image))
+        arr = arr.copy()
     lut = _luts()
     if arr.dtype == np.uint8 and arr.ndim == 2:
         return lut["L_of_gray8"][torch.from_numpy(arr).long()]

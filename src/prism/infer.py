@@ -34,30 +34,51 @@ def plan_outputs(inputs: list[str | Path], out_dir: Path, suffix: str = "") -> l
             pairs.append((item, out_dir / item.name))
         else:
             raise DataError(f"{item}: no such file or folder")
+    inputs_resolved = {src.resolve() for src, _ in pairs}
+    taken: set[Path] = set()
     out = []
     for src, dst in pairs:
         if dst.suffix.lower() not in KEEP_EXTS:
             dst = dst.with_suffix(".png")
-        if suffix or dst.resolve() == src.resolve():  # never overwrite an input
-            dst = dst.with_name(f"{dst.stem}{suffix or '_prism'}{dst.suffix}")
+        if suffix:
+            dst = dst.with_name(f"{dst.stem}{suffix}{dst.suffix}")
+        dst = unclaimed(dst, inputs_resolved | taken)
+        taken.add(dst.resolve())
         out.append((src, dst))
     return out
 
 
-def save_image(img: Image.Image, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def unclaimed(dst: Path, claimed: set[Path]) -> Path:
+    """dst, or dst with _prism, _prism2, ... appended, whichever is no input nor other output."""
+    candidate, n = dst, 1
+    while candidate.resolve() in claimed:
+        candidate = dst.with_name(f"{dst.stem}_prism{n if n > 1 else ''}{dst.suffix}")
+        n += 1
+    return candidate
+
+
+def output_path(img: Image.Image, path: Path) -> Path:
     if img.mode == "RGBA" and path.suffix.lower() in (".jpg", ".jpeg", ".bmp"):
-        path = path.with_suffix(".png")  # keep the alpha channel
+        return path.with_suffix(".png")  # keep the alpha channel
+    return path
+
+
+def save_image(img: Image.Image, path: Path) -> Path:
+    """Write atomically; returns the path written (RGBA meant for JPEG/BMP becomes PNG)."""
+    path = output_path(img, path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     kwargs = {"quality": 95} if path.suffix.lower() in (".jpg", ".jpeg", ".webp") else {}
     tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
     img.save(tmp, **kwargs)
     tmp.replace(path)
+    return path
 
 
 def run_on_files(inputs, out_dir, process: Callable[[list], list[Image.Image]], batch_size: int = 8,
                  suffix: str = "", progress: bool = True, max_pixels: int | None = None) -> RunReport:
     """process(list of LoadedImage) -> list of PIL images, one per input."""
     pairs = plan_outputs(inputs, Path(out_dir), suffix)
+    claimed = {p.resolve() for pair in pairs for p in pair}
     report = RunReport()
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, disable=not progress) as bar:
@@ -78,8 +99,11 @@ def run_on_files(inputs, out_dir, process: Callable[[list], list[Image.Image]], 
                     results = []
                 for (src, dst), img in zip(chunk, results):
                     try:
-                        save_image(img, dst)
-                        report.written.append(dst)
+                        final = output_path(img, dst)
+                        if final != dst:  # renamed (alpha kept as PNG): must not land on a claimed path
+                            final = unclaimed(final, claimed)
+                            claimed.add(final.resolve())
+                        report.written.append(save_image(img, final))
                     except OSError as e:
                         report.failed.append((src, f"cannot write {dst}: {e}"))
             bar.update(task, advance=len(pairs[start:start + batch_size]))

@@ -14,6 +14,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 DEFAULT_MAX_PIXELS = 80_000_000  # ~ 10000 x 8000; larger is treated as a decompression bomb
+# open_image checks every header against its own `max_pixels` before decoding; PIL's fixed global
+# limit would otherwise override a caller's larger one.
+Image.MAX_IMAGE_PIXELS = None
 
 
 class ImageReadError(Exception):
@@ -83,8 +86,8 @@ def open_image(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
             img = Image.open(path)
             w, h = img.size  # header only, nothing decoded yet
             if w * h > max_pixels:
-                raise ImageReadError(path, f"{w}x{h} = {w * h / 1e6:.0f} Mpx exceeds the limit of "
-                                           f"{max_pixels / 1e6:.0f} Mpx (possible decompression bomb)")
+                raise ImageReadError(path, f"{w}x{h} = {w * h:,} pixels exceeds the limit of "
+                                           f"{max_pixels:,} (possible decompression bomb)")
             img.load()
             return ImageOps.exif_transpose(img)
     except ImageReadError:
@@ -102,8 +105,10 @@ def pil_to_float(img: Image.Image) -> LoadedImage:
     mode = img.mode
     alpha = None
     if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        # 16-bit (and 32-bit integer, which PIL uses for 16-bit sources) span 0..65535; float
+        # images are taken as 0..1. Never guessed from the content: a dark image stays dark.
         arr = np.asarray(img, dtype=np.float32)
-        peak = 65535.0 if mode != "F" and arr.max(initial=0) > 255 else (1.0 if mode == "F" else 255.0)
+        peak = 1.0 if mode == "F" else 65535.0
         return LoadedImage(np.clip(arr / peak, 0, 1).astype(np.float32), None, True)
     if mode == "P":
         img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
@@ -111,8 +116,8 @@ def pil_to_float(img: Image.Image) -> LoadedImage:
     if mode in ("RGBA", "LA", "PA"):
         alpha = np.asarray(img.getchannel("A"), dtype=np.float32) / 255.0
     if mode in ("1", "L", "LA"):
-        return LoadedImage(np.asarray(img.convert("L")), alpha, True)
-    return LoadedImage(np.asarray(img.convert("RGB")), alpha, False)
+        return LoadedImage(np.array(img.convert("L")), alpha, True)  # np.array: a writable copy
+    return LoadedImage(np.array(img.convert("RGB")), alpha, False)
 
 
 def read_image(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
