@@ -78,12 +78,26 @@ def open_image(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
         size = path.stat().st_size
     except OSError as e:
         raise ImageReadError(path, f"cannot read file ({e.strerror})") from None
+    return _open(path, path, size, max_pixels)
+
+
+def open_image_bytes(data: bytes, name: str = "<upload>", max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """open_image for bytes (uploads): the same checks, nothing touches the file system."""
+    import io
+    return _open(io.BytesIO(data), name, len(data), max_pixels)
+
+
+def read_image_bytes(data: bytes, name: str = "<upload>", max_pixels: int = DEFAULT_MAX_PIXELS) -> "LoadedImage":
+    return pil_to_float(open_image_bytes(data, name, max_pixels))
+
+
+def _open(source, path, size: int, max_pixels: int) -> Image.Image:
     if size == 0:
         raise ImageReadError(path, "empty file (0 bytes)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(path)
+            img = Image.open(source)
             w, h = img.size  # header only, nothing decoded yet
             if w * h > max_pixels:
                 raise ImageReadError(path, f"{w}x{h} = {w * h:,} pixels exceeds the limit of "
