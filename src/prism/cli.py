@@ -17,7 +17,7 @@ MODEL_HELP = "A saved model directory, a training run directory (best, else late
 
 
 def _fail(message: str, code: int = 2):
-    console.print(f"[bold red]error:[/] {message}")
+    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)  # paths stay copy-pasteable
     raise typer.Exit(code)
 
 
@@ -87,7 +87,7 @@ def colorize(inputs: List[Path] = typer.Argument(..., help="Image files and/or f
 
 def _report(report, out_dir: Path) -> None:
     for path, reason in report.failed:
-        console.print(f"[red]failed[/] {path}: {reason}")
+        console.print(f"[red]failed[/] {path}: {reason}", soft_wrap=True)
     console.print(f"{len(report.written)} image(s) written to {out_dir}" +
                   (f", [red]{len(report.failed)} failed[/]" if report.failed else ""))
     print(out_dir.resolve())

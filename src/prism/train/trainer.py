@@ -49,8 +49,9 @@ class Trainer:
         fabric, cfg, t = self.fabric, self.cfg, self.cfg["train"]
         fabric.launch()
         fabric.seed_everything(cfg["seed"], verbose=False)
-        self.run_dir = self._prepare_run_dir()
         task = self.task = task_class(cfg["task"])(cfg)
+        self._build_loaders()  # bad data paths fail here, before a run directory is made
+        self.run_dir = self._prepare_run_dir()
 
         nets = task.build_networks()
         opts = task.build_optimizers(nets)
@@ -68,7 +69,6 @@ class Trainer:
         if self.resume_dir:
             self._load(ckpt.find_checkpoint(self.resume_dir) or self._missing_checkpoint())
         self.log = RunLogger(self.run_dir, enabled=fabric.is_global_zero)
-        self._build_loaders()
         self._train_loop()
         return self.run_dir
 
