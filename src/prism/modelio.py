@@ -48,13 +48,16 @@ def save_model(out_dir: str | Path, nets: dict[str, torch.nn.Module], card: dict
 
 
 def resolve(name_or_path: str | Path | None) -> tuple[str, Path]:
-    """-> ("model", dir) | ("run", dir). Accepts a saved model dir, a run dir or a bundled name."""
+    """-> ("model", dir) | ("run", dir) | ("checkpoint", file). Accepts a saved model dir, a run
+    dir, a checkpoint file inside a run (runs/X/checkpoints/step-0002000.pt) or a bundled name."""
     target = name_or_path or DEFAULT_MODEL
     path = Path(target)
     if (path / CARD).is_file():
         return "model", path
     if path.is_dir() and is_run_dir(path):
         return "run", path
+    if path.is_file() and path.suffix == ".pt" and is_run_dir(path.parent.parent):
+        return "checkpoint", path
     if (BUNDLED_DIR / str(target) / CARD).is_file():
         return "model", BUNDLED_DIR / str(target)
     hint = ", ".join(bundled_models()) or "(none installed)"
@@ -68,6 +71,8 @@ def load_nets(name_or_path=None, device: str = "cpu") -> tuple[dict[str, torch.n
     kind, path = resolve(name_or_path)
     if kind == "run":
         return _nets_from_run(path, device)
+    if kind == "checkpoint":
+        return _nets_from_run(path.parent.parent, device, checkpoint=path)
     card = json.loads((path / CARD).read_text())
     weights = load_file(str(path / WEIGHTS), device="cpu")
     nets = {}
@@ -91,11 +96,11 @@ def load_model(name_or_path=None, device: str = "cpu"):
     return task_class(card["task"]).predictor(nets, card)
 
 
-def _run_card_and_state(run_dir: Path) -> tuple[dict, dict]:
+def _run_card_and_state(run_dir: Path, checkpoint: Path | None = None) -> tuple[dict, dict]:
     from prism import config as C
     from prism.tasks import task_class
     cfg = C.load_yaml(run_dir / "config.yaml")
-    path = ckpt.find_checkpoint(run_dir, prefer=("best", "latest"))
+    path = checkpoint or ckpt.find_checkpoint(run_dir, prefer=("best", "latest"))
     if path is None:
         raise ModelError(f"{run_dir}: this run has no checkpoint yet (checkpoints/best.pt or latest.pt)")
     state = ckpt.load_checkpoint(path)
@@ -113,8 +118,8 @@ def _run_card_and_state(run_dir: Path) -> tuple[dict, dict]:
     return card, state
 
 
-def _nets_from_run(run_dir: Path, device: str):
-    card, state = _run_card_and_state(run_dir)
+def _nets_from_run(run_dir: Path, device: str, checkpoint: Path | None = None):
+    card, state = _run_card_and_state(run_dir, checkpoint)
     nets = {}
     for name, spec in card["nets"].items():
         net = build_network(spec)

@@ -1,0 +1,49 @@
+"""One ASGI app: the REST API, the Gradio web app mounted at `config.ui_path`, metrics around both."""
+from __future__ import annotations
+
+import contextlib
+import logging
+
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+
+import prism
+from prism.serve.config import ServeConfig
+from prism.serve.metrics import MetricsMiddleware
+from prism.serve.models import ModelStore
+from prism.serve.service import Service
+
+log = logging.getLogger("prism.serve")
+
+
+def create_app(config: ServeConfig | None = None, store: ModelStore | None = None) -> FastAPI:
+    """The whole service. `store` defaults to the bundled models plus `config.models_dir`."""
+    from prism.serve.api import add_api
+    config = config or ServeConfig()
+    service = Service.create(config, store)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        service.close()
+
+    app = FastAPI(title="PRISM", version=prism.__version__, lifespan=lifespan,
+                  description="GAN image-to-image models as a service: one POST per task "
+                              "(tasks with a loaded model only), the loaded models, health and metrics.")
+    app.state.service = service
+    add_api(app, service)
+    if config.cors_origins:  # off unless asked for: browsers then refuse cross-site calls
+        from fastapi.middleware.cors import CORSMiddleware
+        app.add_middleware(CORSMiddleware, allow_origins=config.cors_origins, allow_methods=["GET", "POST"],
+                           allow_headers=["*"])
+    if config.ui_path:
+        from prism.serve.ui import mount_ui
+        mount_ui(app, service)
+
+    @app.get("/", include_in_schema=False)
+    def root():
+        return RedirectResponse(config.ui_path or "/docs")
+
+    # outermost, so 413s from the body limit and errors from the web app are counted too
+    app.add_middleware(MetricsMiddleware, metrics=service.metrics, ui_path=config.ui_path)
+    return app

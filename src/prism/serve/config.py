@@ -1,0 +1,36 @@
+"""Every limit and switch of the service in one place, with defaults safe for a single machine."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MiB = 1024 * 1024
+
+
+@dataclass
+class ServeConfig:
+    host: str = "127.0.0.1"            # loopback only unless the operator says otherwise
+    port: int = 7860
+    models_dir: Path | None = None     # extra saved models: each subdirectory holding a card.json
+    bundled: bool = True               # also serve the models shipped inside the package
+    max_upload_bytes: int = 32 * MiB   # whole request body; larger -> 413 before it is read
+    max_pixels: int = 25_000_000       # one image (header check, before decoding); larger -> 413
+    max_total_pixels: int = 50_000_000  # all images of one request: bounds memory per request
+    max_images: int = 16               # images per request
+    workers: int = 1                   # inference threads; torch already uses every core per call
+    max_queue: int = 8                 # requests waiting for a worker; beyond -> 503 + Retry-After
+    cors_origins: list[str] = field(default_factory=list)  # empty = no CORS headers at all
+    ui_path: str = "/ui"               # where the Gradio app is mounted ("" = no web app)
+    device: str = "cpu"
+
+    def __post_init__(self):
+        if self.models_dir is not None:
+            self.models_dir = Path(self.models_dir)
+        for name in ("max_upload_bytes", "max_pixels", "max_total_pixels", "max_images", "workers"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.max_queue < 0:
+            raise ValueError("max_queue must be 0 or more")
+        if self.ui_path and (not self.ui_path.startswith("/") or self.ui_path == "/"):
+            # "/" would shadow the REST API routes mounted beside it
+            raise ValueError("ui_path must look like /ui (or be empty to disable the web app)")
