@@ -63,6 +63,7 @@ def colorize(inputs: List[Path] = typer.Argument(..., help="Image files and/or f
              render_size: Optional[int] = typer.Option(None, "--render-size", help="Network input size (long side); default from the model card."),
              batch_size: int = typer.Option(8, "--batch-size"),
              device: str = typer.Option("cpu", "--device"),
+             backend: str = typer.Option("torch", "--backend", help="torch, or onnxruntime (a .onnx --model, or any model exported on the fly)."),
              progress: bool = typer.Option(True, "--progress/--no-progress")):
     """Colorize black-and-white photos at full resolution; writes into --out, never over an input."""
     import prism
@@ -70,8 +71,8 @@ def colorize(inputs: List[Path] = typer.Argument(..., help="Image files and/or f
     from prism.infer import run_on_files
     from prism.modelio import ModelError
     try:
-        colorizer = prism.load_model(model, device=device)
-    except ModelError as e:
+        colorizer = prism.load_model(_backend_model(model, backend), device=device)
+    except (ModelError, ValueError, ImportError) as e:
         _fail(str(e))
     if getattr(colorizer, "task", None) != "colorize":
         _fail(f"model '{model}' is a {getattr(colorizer, 'task', '?')} model, not a colorizer")
@@ -83,6 +84,19 @@ def colorize(inputs: List[Path] = typer.Argument(..., help="Image files and/or f
     except DataError as e:
         _fail(str(e))
     _report(report, out_dir)
+
+
+def _backend_model(model: Optional[str], backend: str) -> Optional[str]:
+    """With --backend onnxruntime, a model that is not already an .onnx file is exported to a
+    temporary file first."""
+    if backend == "torch" or (model and model.endswith(".onnx")):
+        return model
+    if backend != "onnxruntime":
+        _fail(f"unknown backend '{backend}'; use torch or onnxruntime")
+    import tempfile
+    from prism.onnx_export import export_onnx
+    console.print("exporting the model to ONNX for onnxruntime...")
+    return str(export_onnx(model, Path(tempfile.mkdtemp(prefix="prism-onnx-")) / "model.onnx"))
 
 
 def _report(report, out_dir: Path) -> None:
@@ -139,18 +153,23 @@ def _print_results(results: dict) -> None:
 @app.command()
 def export(model: str = typer.Option(..., "--model", "-m", help=MODEL_HELP),
            out: Path = typer.Option(..., "--out", "-o", help="Output model directory."),
-           format: str = typer.Option("prism", "--format", help="prism (safetensors + card)."),
-           half: bool = typer.Option(False, "--half", help="Store weights as float16 (half the size).")):
-    """Export a run or model as a self-contained PRISM model directory."""
+           format: str = typer.Option("prism", "--format", help="prism (safetensors + card directory) or onnx (one file)."),
+           half: bool = typer.Option(False, "--half", help="prism format: store weights as float16 (half the size)."),
+           net: Optional[str] = typer.Option(None, "--net", help="onnx: which network (default: the first, e.g. G).")):
+    """Export a run or model: a self-contained PRISM model directory, or an ONNX file."""
     import torch
     from prism.modelio import ModelError, load_nets, save_model
-    if format != "prism":
-        _fail(f"unknown format '{format}'; available: prism")
     try:
-        nets, card = load_nets(model)
-    except ModelError as e:
+        if format == "onnx":
+            from prism.onnx_export import export_onnx
+            export_onnx(model, out, net=net)
+        elif format == "prism":
+            nets, card = load_nets(model)
+            save_model(out, nets, card, dtype=torch.float16 if half else torch.float32)
+        else:
+            _fail(f"unknown format '{format}'; available: prism, onnx")
+    except (ModelError, ValueError) as e:
         _fail(str(e))
-    save_model(out, nets, card, dtype=torch.float16 if half else torch.float32)
     print(out.resolve())
 
 
@@ -166,6 +185,142 @@ def models():
         table.add_row(name, card["task"], ", ".join(f"{k}={v['arch']}" for k, v in card["nets"].items()),
                       str(card.get("training", {}).get("steps", "?")))
     Console().print(table)
+
+
+@app.command()
+def serve(host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; 0.0.0.0 exposes the service to the network."),
+          port: int = typer.Option(7860, "--port"),
+          models_dir: Optional[Path] = typer.Option(None, "--models", help="Also serve every saved PRISM model in DIR (each subdirectory with a card.json)."),
+          bundled: bool = typer.Option(True, "--bundled/--no-bundled", help="Serve the bundled models too."),
+          max_upload_mb: float = typer.Option(32.0, "--max-upload-mb", help="Largest request body (413 above)."),
+          max_pixels: int = typer.Option(25_000_000, "--max-pixels", help="Largest image, in pixels, checked before decoding (413 above)."),
+          max_images: int = typer.Option(16, "--max-images", help="Images per request."),
+          workers: int = typer.Option(1, "--workers", help="Inference threads."),
+          max_queue: int = typer.Option(8, "--max-queue", help="Requests waiting for a worker before 503."),
+          cors: List[str] = typer.Option([], "--cors-origin", help="Allow browser calls from this origin (repeatable); off by default."),
+          no_ui: bool = typer.Option(False, "--no-ui", help="REST API only, no web app."),
+          device: str = typer.Option("cpu", "--device")):
+    """Serve the models over HTTP: a web app at /ui and a REST API at /v1 (docs at /docs)."""
+    from prism.serve.cli import run_server
+    try:
+        run_server(host=host, port=port, models_dir=models_dir, bundled=bundled,
+                   max_upload_bytes=int(max_upload_mb * 1024 * 1024), max_pixels=max_pixels,
+                   max_images=max_images, workers=workers, max_queue=max_queue, cors_origins=list(cors),
+                   ui_path="" if no_ui else "/ui", device=device)
+    except (ValueError, FileNotFoundError) as e:
+        _fail(str(e))
+
+
+@app.command()
+def translate(inputs: List[Path] = typer.Argument(..., help="Image files and/or folders (searched recursively)."),
+              out_dir: Path = typer.Option(Path("translated"), "--out", "-o", help="Output folder."),
+              model: str = typer.Option(..., "--model", "-m", help=MODEL_HELP),
+              direction: Optional[str] = typer.Option(None, "--direction", help="AtoB or BtoA; default: the model's own (AtoB when it has both)."),
+              batch_size: int = typer.Option(8, "--batch-size"),
+              device: str = typer.Option("cpu", "--device"),
+              progress: bool = typer.Option(True, "--progress/--no-progress")):
+    """Translate images at their full size with a pix2pix or CycleGAN model; writes into --out, never over an input."""
+    from prism.data.images import DataError
+    from prism.infer import run_on_files
+    translator = _load_translator(model, device, direction)
+    try:
+        report = run_on_files(inputs, out_dir, lambda imgs: translator.translate_batch(imgs, direction, batch_size),
+                              batch_size=batch_size, progress=progress)
+    except DataError as e:
+        _fail(str(e))
+    _report(report, out_dir)
+
+
+def _load_translator(model: str, device: str, direction: Optional[str]):
+    import prism
+    from prism.modelio import ModelError
+    try:
+        translator = prism.load_model(model, device=device)
+    except ModelError as e:
+        _fail(str(e))
+    if not hasattr(translator, "translate_batch"):
+        _fail(f"model '{model}' is a {getattr(translator, 'task', '?')} model, not a translation (pix2pix / cyclegan) model")
+    try:
+        translator.generator(direction)
+    except ValueError as e:
+        _fail(str(e))
+    return translator
+
+
+@app.command()
+def submit(model: str = typer.Option(..., "--model", "-m", help=MODEL_HELP),
+           photos: Path = typer.Option(..., "--photos", help="Folder of photos to translate (reused cyclically if it has fewer than --count)."),
+           count: int = typer.Option(7000, "--count", help="How many images: 7,000 to 10,000."),
+           out: Path = typer.Option(Path("images.zip"), "--out", "-o", help="The zip to write."),
+           direction: Optional[str] = typer.Option("AtoB", "--direction", help="photo -> painting direction of the model."),
+           batch_size: int = typer.Option(8, "--batch-size"),
+           device: str = typer.Option("cpu", "--device"),
+           progress: bool = typer.Option(True, "--progress/--no-progress")):
+    """Kaggle "I'm Something of a Painter Myself": translate photos into images.zip of 256x256 JPEGs."""
+    from prism.data.images import DataError
+    from prism.submit import check_count, write_submission
+    try:
+        check_count(count)
+    except ValueError as e:
+        _fail(str(e))
+    translator = _load_translator(model, device, direction)
+    try:
+        path, skipped = write_submission(translator, photos, count, out, direction, batch_size, progress=progress)
+    except (ValueError, DataError) as e:
+        _fail(str(e))
+    for photo, reason in skipped:
+        console.print(f"[yellow]skipped[/] {photo}: {reason}", soft_wrap=True)
+    console.print(f"{count} images written to {path}")
+    print(path.resolve())
+
+
+@app.command("import")
+def import_checkpoint(file: Path = typer.Argument(..., help="The checkpoint file, e.g. latest_net_G_A.pth."),
+                      out: Path = typer.Option(..., "--out", "-o", help="Output model directory."),
+                      format: str = typer.Option(..., "--format", help="pytorch-cyclegan: a ResnetGenerator state dict from junyanz/pytorch-CycleGAN-and-pix2pix."),
+                      direction: str = typer.Option("AtoB", "--direction", help="What the generator translates: AtoB for G_A, BtoA for G_B.")):
+    """Import a model trained elsewhere as a PRISM saved model (then: prism translate --model OUT ...)."""
+    from prism.interop import ImportFormatError, import_model
+    try:
+        path = import_model(format, file, out, direction)
+    except ImportFormatError as e:
+        _fail(str(e))
+    console.print(f"imported {file} as a PRISM model")
+    print(path.resolve())
+
+
+@app.command("inspect")
+def inspect_folders(folders: List[Path] = typer.Argument(..., help="One or two image folders (e.g. the two domains)."),
+                    plot: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write a PNG: per-channel histograms side by side, image counts."),
+                    progress: bool = typer.Option(True, "--progress/--no-progress")):
+    """Counts, sizes, modes and unreadable files of one or two image folders."""
+    from rich.progress import Progress
+    from prism.data.images import DataError
+    from prism.inspect_data import describe_sizes, plot_summaries, summarize_folder
+    if len(folders) > 2:
+        _fail(f"give one or two folders, got {len(folders)}")
+    summaries = []
+    try:
+        with Progress(console=console, disable=not progress) as bar:
+            for folder in folders:
+                task = bar.add_task(str(folder), total=None)
+                summaries.append(summarize_folder(folder, progress=lambda n: bar.update(task, completed=n)))
+    except DataError as e:
+        _fail(str(e))
+    table = Table(title="image folders")
+    for col in ("folder", "files", "readable", "unreadable", "modes", "sizes"):
+        table.add_column(col, justify="right" if col in ("files", "readable", "unreadable") else "left")
+    for s in summaries:
+        table.add_row(str(s.path), str(s.files), str(s.readable), str(len(s.unreadable)),
+                      ", ".join(f"{m} ({n})" for m, n in s.modes.most_common()) or "-", describe_sizes(s.sizes))
+    Console().print(table)
+    for s in summaries:
+        for path, reason in s.unreadable[:20]:
+            Console().print(f"unreadable {path}: {reason}", soft_wrap=True)
+        if len(s.unreadable) > 20:
+            Console().print(f"... and {len(s.unreadable) - 20} more unreadable in {s.path}")
+    if plot:
+        console.print(f"plot written to {plot_summaries(summaries, plot)}")
 
 
 def main():

@@ -48,8 +48,9 @@ def save_model(out_dir: str | Path, nets: dict[str, torch.nn.Module], card: dict
 
 
 def resolve(name_or_path: str | Path | None) -> tuple[str, Path]:
-    """-> ("model", dir) | ("run", dir) | ("checkpoint", file). Accepts a saved model dir, a run
-    dir, a checkpoint file inside a run (runs/X/checkpoints/step-0002000.pt) or a bundled name."""
+    """-> ("model", dir) | ("run", dir) | ("checkpoint", file) | ("onnx", file). Accepts a saved
+    model dir, a run dir, a checkpoint file inside a run (runs/X/checkpoints/step-0002000.pt), an
+    ONNX export (run by onnxruntime) or a bundled name."""
     target = name_or_path or DEFAULT_MODEL
     path = Path(target)
     if (path / CARD).is_file():
@@ -58,6 +59,8 @@ def resolve(name_or_path: str | Path | None) -> tuple[str, Path]:
         return "run", path
     if path.is_file() and path.suffix == ".pt" and is_run_dir(path.parent.parent):
         return "checkpoint", path
+    if path.is_file() and path.suffix == ".onnx":
+        return "onnx", path
     if (BUNDLED_DIR / str(target) / CARD).is_file():
         return "model", BUNDLED_DIR / str(target)
     hint = ", ".join(bundled_models()) or "(none installed)"
@@ -73,6 +76,9 @@ def load_nets(name_or_path=None, device: str = "cpu") -> tuple[dict[str, torch.n
         return _nets_from_run(path, device)
     if kind == "checkpoint":
         return _nets_from_run(path.parent.parent, device, checkpoint=path)
+    if kind == "onnx":
+        from prism.onnx_export import load_onnx
+        return load_onnx(path)
     card = json.loads((path / CARD).read_text())
     weights = load_file(str(path / WEIGHTS), device="cpu")
     nets = {}

@@ -20,6 +20,8 @@ from prism.serve.errors import ServeError
 # PIL names of the formats we decode; MPO is how PIL names most phone-camera JPEGs
 ALLOWED_FORMATS = ("PNG", "JPEG", "MPO", "WEBP", "BMP", "TIFF")
 MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg"}
+Image.init()  # registers every plugin, MPO included, so the allow-list can name them
+_OPEN_FORMATS = tuple(f for f in ALLOWED_FORMATS if f in Image.OPEN)
 
 
 @dataclass
@@ -50,7 +52,7 @@ def _header_size(up: Upload) -> tuple[int, int]:
     if not up.data:
         raise ServeError(415, "not_an_image", f"{up.name}: empty file")
     try:
-        with Image.open(io.BytesIO(up.data), formats=ALLOWED_FORMATS) as img:
+        with Image.open(io.BytesIO(up.data), formats=_OPEN_FORMATS) as img:
             return img.size  # parsed from the header; nothing decoded
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise ServeError(415, "not_an_image", f"{up.name}: not an image in a supported format "

@@ -143,7 +143,7 @@ class Colorizer:
         self.G, self.card = G.eval(), card
         self.render_size = int(card.get("options", {}).get("render_size", 256))
         self.multiple = getattr(G, "size_multiple", 1)
-        self.device = next(G.parameters()).device
+        self.device = getattr(G, "device", None) or next(G.parameters()).device
 
     def colorize(self, image, saturation: float = 1.0) -> Image.Image:
         """PIL image, numpy array or file path (gray, RGB, RGBA, palette, 16-bit) -> colorized PIL

@@ -1,0 +1,72 @@
+"""The CycleGAN ResNet generator (Zhu et al. 2017, after Johnson et al. 2016): downsample twice,
+transform with residual blocks at 1/4 resolution, upsample twice. Reflection padding keeps
+borders free of the dark frame zero padding leaves in translated images.
+
+The module tree is laid out exactly like `ResnetGenerator` in junyanz/pytorch-CycleGAN-and-pix2pix
+(one `self.model` Sequential in the reference order; blocks hold a `conv_block` Sequential), so the
+reference's `latest_net_G_A.pth` state dicts load into it unchanged (see prism.interop).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from prism.nets.common import check_size, init_gan_weights, norm_layer
+from prism.registry import NETWORKS
+
+N_DOWNSAMPLING = 2  # fixed in the reference; inputs must be divisible by 2**2
+
+
+class ResnetBlock(nn.Module):
+    """x + conv_block(x), conv_block = pad, conv3x3, norm, ReLU, [dropout], pad, conv3x3, norm."""
+
+    def __init__(self, dim: int, norm: str, dropout: float, use_bias: bool):
+        super().__init__()
+        layers = [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=use_bias), norm_layer(norm, dim), nn.ReLU(True)]
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        layers += [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=use_bias), norm_layer(norm, dim)]
+        self.conv_block = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv_block(x)
+
+
+@NETWORKS.register("resnet_generator")
+class ResnetGenerator(nn.Module):
+    """ngf: width of the first layer (64 in the paper); n_blocks: 9 for 256 px, 6 for 128 px.
+
+    Input and output in [-1, 1] (tanh). Height and width must be divisible by 4 (`size_multiple`)
+    and at least 8 (`min_size`: the reflection padding needs 2x2 feature maps at 1/4 scale).
+    """
+
+    size_multiple = 2 ** N_DOWNSAMPLING
+    min_size = 2 * 2 ** N_DOWNSAMPLING
+
+    def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, n_blocks: int = 9,
+                 norm: str = "instance", dropout: float = 0.0):
+        super().__init__()
+        if n_blocks < 0:
+            raise ValueError(f"n_blocks must be >= 0, got {n_blocks}")
+        # The reference gives convs a bias only with instance norm (batch norm has its own shift).
+        use_bias = norm != "batch"
+        layers = [nn.ReflectionPad2d(3), nn.Conv2d(in_channels, ngf, 7, bias=use_bias), norm_layer(norm, ngf),
+                  nn.ReLU(True)]
+        for i in range(N_DOWNSAMPLING):
+            mult = 2 ** i
+            layers += [nn.Conv2d(ngf * mult, ngf * mult * 2, 3, stride=2, padding=1, bias=use_bias),
+                       norm_layer(norm, ngf * mult * 2), nn.ReLU(True)]
+        mult = 2 ** N_DOWNSAMPLING
+        layers += [ResnetBlock(ngf * mult, norm, dropout, use_bias) for _ in range(n_blocks)]
+        for i in range(N_DOWNSAMPLING):
+            mult = 2 ** (N_DOWNSAMPLING - i)
+            layers += [nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, 3, stride=2, padding=1, output_padding=1,
+                                          bias=use_bias),
+                       norm_layer(norm, ngf * mult // 2), nn.ReLU(True)]
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7), nn.Tanh()]
+        self.model = nn.Sequential(*layers)
+        init_gan_weights(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_size(self, x.shape[-2], x.shape[-1])
+        return self.model(x)

@@ -1,0 +1,152 @@
+"""The Gradio web app: one tab per task that has a model loaded, mounted inside the API's app.
+
+Uploads go through the same checks and the same bounded pool as the REST API (Service.run):
+Gradio only hands over the files it stored in its own upload folder, and we read them only
+from there. Results for download are written to a private temporary folder.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+import typing
+import weakref
+from pathlib import Path
+
+# no usage telemetry leaves the machine; set before gradio is imported, which reads it
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import gradio as gr  # noqa: E402
+from gradio.utils import get_upload_folder  # noqa: E402
+from PIL import Image  # noqa: E402
+from pydantic import ValidationError  # noqa: E402
+
+from prism.serve.errors import ServeError  # noqa: E402
+from prism.serve.uploads import Upload  # noqa: E402
+
+PREVIEW_SIDE = 1024  # the before/after view and gallery show at most this; downloads are full size
+
+
+def mount_ui(app, service) -> None:
+    cfg = service.config
+    blocks = build_blocks(service)
+    # Gradio's own queue lets `workers` UI jobs at a time into the shared pool; others wait in it
+    blocks.queue(max_size=max(1, cfg.max_queue), default_concurrency_limit=cfg.workers)
+    gr.mount_gradio_app(app, blocks, path=cfg.ui_path, max_file_size=cfg.max_upload_bytes,
+                        footer_links=[], run_history=False, ssr_mode=False, mcp_server=False)
+
+
+def build_blocks(service) -> gr.Blocks:
+    tasks = service.served_tasks()
+    outputs = OutputFolder()
+    with gr.Blocks(title="PRISM", analytics_enabled=False, delete_cache=(900, 3600)) as blocks:
+        gr.Markdown("## PRISM\nImage-to-image models on this machine. The same models answer on the "
+                    "REST API: see `/docs`.")
+        if not tasks:
+            gr.Markdown("**No model is loaded.** Start `prism serve --models DIR` with saved PRISM models.")
+        with gr.Tabs():
+            for adapter in tasks.values():
+                with gr.Tab(adapter.title, id=adapter.name, elem_id=f"tab-{adapter.name}"):
+                    gr.Markdown(adapter.description)
+                    (adapter.build_tab or image_task_tab)(service, adapter, outputs)
+    return blocks
+
+
+def image_task_tab(service, adapter, outputs: "OutputFolder") -> None:
+    """Images in, images out: upload one or many, one control per option, before/after view of the
+    selected result, all results for download. Works for any task whose options are simple."""
+    name, models = adapter.name, service.store.names(adapter.name)
+    option_names = list(adapter.options.model_fields)
+    with gr.Row():
+        with gr.Column():
+            files = gr.File(label="Photos", file_count="multiple", file_types=["image"], elem_id=f"{name}-input")
+            model = gr.Dropdown(models, value=service.store.default(name), label="Model",
+                                interactive=len(models) > 1, elem_id=f"{name}-model")
+            controls = [option_control(n, f, f"{name}-{n}") for n, f in adapter.options.model_fields.items()]
+            button = gr.Button(adapter.title, variant="primary", elem_id=f"{name}-run")
+        with gr.Column():
+            compare = gr.ImageSlider(label="Before / after (drag)", type="pil", elem_id=f"{name}-compare")
+            gallery = gr.Gallery(label="Results (click one to compare)", columns=6, height=180, object_fit="contain",
+                                 elem_id=f"{name}-gallery")
+            downloads = gr.File(label="Download (full size)", file_count="multiple", interactive=False,
+                                elem_id=f"{name}-download")
+    pairs = gr.State([])  # (before, after) previews of the last run, for gallery clicks
+
+    async def run(paths, model_name, *values):
+        if not paths:
+            raise gr.Error("Upload at least one image first.")
+        try:
+            options = adapter.options(**dict(zip(option_names, values)))
+            uploads = [_read_upload(p, service.config.max_upload_bytes) for p in paths]
+            _, results = await service.run(adapter, model_name, uploads, options, "png", with_sources=True)
+        except ValidationError as e:
+            raise gr.Error("; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())) from None
+        except ServeError as e:
+            raise gr.Error(e.message) from None
+        folder = outputs.new_run()
+        saved = []
+        for i, r in enumerate(results):
+            path = folder / (r.name if len(results) == 1 else f"{i + 1:02d}-{r.name}")
+            path.write_bytes(r.data)
+            saved.append(str(path))
+        previews = [(_preview(r.source), _preview(r.image)) for r in results]
+        return previews[0], [(after, r.name) for (_, after), r in zip(previews, results)], saved, previews
+
+    button.click(run, [files, model, *controls], [compare, gallery, downloads, pairs], api_name=f"{name}")
+
+    def show(previews, evt: gr.SelectData):
+        return previews[evt.index] if previews and 0 <= evt.index < len(previews) else gr.skip()
+
+    gallery.select(show, [pairs], [compare], api_name=False)
+
+
+def option_control(name: str, field, elem_id: str):
+    """A control for one option: a slider for bounded numbers, a dropdown for choices."""
+    label, info, default = name.replace("_", " ").capitalize(), field.description, field.default
+    bounds = {k: getattr(m, k) for m in field.metadata for k in ("ge", "le") if getattr(m, k, None) is not None}
+    if field.annotation in (int, float) and {"ge", "le"} <= bounds.keys():
+        step = 1 if field.annotation is int else (bounds["le"] - bounds["ge"]) / 40
+        return gr.Slider(bounds["ge"], bounds["le"], value=default, step=step, label=label, info=info, elem_id=elem_id)
+    if field.annotation is bool:
+        return gr.Checkbox(value=default, label=label, info=info, elem_id=elem_id)
+    if typing.get_origin(field.annotation) is typing.Literal:
+        return gr.Dropdown(list(typing.get_args(field.annotation)), value=default, label=label, info=info,
+                           elem_id=elem_id)
+    return gr.Number(value=default, label=label, info=info, elem_id=elem_id) if field.annotation in (int, float) \
+        else gr.Textbox(value=default, label=label, info=info, elem_id=elem_id)
+
+
+def _read_upload(path: str, max_bytes: int) -> Upload:
+    """Read a file Gradio stored for this upload, refusing any path outside its upload folder."""
+    p = Path(path).resolve()
+    if not p.is_relative_to(Path(get_upload_folder()).resolve()) or not p.is_file():
+        raise ServeError(400, "bad_upload", "upload not found")
+    if p.stat().st_size > max_bytes:
+        raise ServeError(413, "too_large", f"{p.name}: larger than {max_bytes:,} bytes")
+    return Upload(p.name, p.read_bytes())
+
+
+def _preview(image: Image.Image | None) -> Image.Image | None:
+    if image is None or max(image.size) <= PREVIEW_SIDE:
+        return image
+    small = image.copy()
+    small.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE), Image.Resampling.LANCZOS)
+    return small
+
+
+class OutputFolder:
+    """Result files for downloads, in a private temporary folder. Gradio copies each returned file
+    into its own cache, so a run's folder can go soon after; folders older than `keep_s` are swept
+    at each new run, and the whole folder when the process ends."""
+
+    def __init__(self, keep_s: float = 600):
+        self.root, self.keep_s = Path(tempfile.mkdtemp(prefix="prism-serve-")), keep_s
+        weakref.finalize(self, shutil.rmtree, self.root, True)
+
+    def new_run(self) -> Path:
+        cutoff = time.time() - self.keep_s
+        for old in self.root.iterdir():
+            if old.stat().st_mtime < cutoff:
+                shutil.rmtree(old, ignore_errors=True)
+        return Path(tempfile.mkdtemp(dir=self.root))
