@@ -352,14 +352,39 @@ def test_inception_features_with_stand_in_weights(tmp_path, one_thread):
     assert f_small.shape == (2, 2048)
     resized = F.interpolate(small, size=(299, 299), mode="bilinear", align_corners=False)
     assert torch.allclose(f_small, net(resized), atol=1e-5)  # resized the way pytorch-fid does
-    as_bytes = (small * 255).round().to(torch.uint8)
+    as_bytes = (small[:1] * 255).round().to(torch.uint8)
     assert torch.allclose(net(as_bytes), net(as_bytes.float() / 255), atol=1e-5)
 
     # the same weights read from .safetensors
     from safetensors.torch import save_file
     save_file(stand_in_weights(), str(tmp_path / "standin.safetensors"))
     with pytest.warns(UserWarning):
-        assert torch.allclose(inc.load_fid_inception(tmp_path / "standin.safetensors")(small), f_small, atol=1e-6)
+        from_safetensors = inc.load_fid_inception(tmp_path / "standin.safetensors")
+    assert torch.allclose(from_safetensors(small[:1]), f_small[:1], atol=1e-6)
+
+
+def test_distribution_metrics_with_the_inception_network(tmp_path, monkeypatch, one_thread):
+    """Folder -> per-image resize to 299 -> Inception -> torchmetrics, with weights found
+    through $PRISM_FID_WEIGHTS; the real folder's features are cached under that weight file's
+    hash. KID only: FID at 2048-d spends ~10 s single-threaded in torchmetrics' eigvals, and its
+    code path is the one tested above at 16-d."""
+    path = tmp_path / "standin.pth"
+    torch.save(stand_in_weights(), path)
+    monkeypatch.setenv(inc.WEIGHTS_ENV, str(path))
+    rng = np.random.default_rng(3)
+    real = write_folder(tmp_path / "real", random_images(rng, 3))
+    Image.fromarray(rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)).save(real / "wide.jpg")  # sizes may differ
+    fake = write_folder(tmp_path / "fake", random_images(rng, 3, low=100))
+    run = lambda: fm.distribution_metrics(real, fake, ("kid",), cache_dir=tmp_path / "cache",  # noqa: E731
+                                          kid_subset_size=3)
+    with pytest.warns(UserWarning, match="not the official"):
+        first = run()
+    assert first["real_count"] == 4 and first["fake_count"] == 3 and first["kid_subset_size"] == 3
+    assert first["feature"] == f"fid-inception-v3:sha256={inc._sha256(path)}"
+    assert np.isfinite(first["kid_mean"]) and first["kid_mean"] != 0
+    with pytest.warns(UserWarning, match="not the official"):
+        second = run()
+    assert second["real_from_cache"] and second["kid_mean"] == pytest.approx(first["kid_mean"], rel=1e-9)
 
 
 def test_weight_loading_errors_and_lookup(tmp_path, monkeypatch):
@@ -385,7 +410,8 @@ def test_weight_loading_errors_and_lookup(tmp_path, monkeypatch):
     with pytest.raises(ValueError) as bad:
         inc.load_fid_inception(tmp_path / "broken.pth")
     for needle in ("missing keys (2)", "Mixed_6b.branch7x7_2.bn.running_mean", "fc.bias",
-                   "unexpected keys (1): AuxLogits.fc.weight", "Mixed_5b.branch_pool.conv.weight: file (64, 192, 1, 1)"):
+                   "unexpected keys (1): AuxLogits.fc.weight",
+                   "Mixed_5b.branch_pool.conv.weight: file (64, 192, 1, 1), network (32, 192, 1, 1)"):
         assert needle in str(bad.value)
 
     # a copy re-saved from a torchvision-based module carries num_batches_tracked: accepted;

@@ -226,7 +226,6 @@ class FIDInceptionV3(nn.Module):
         self.fc = nn.Linear(2048, 1008)  # the 1008-class logits; kept for the weight file, unused
         self.requires_grad_(False)
         self.eval()
-        self.feature_id = "fid-inception-v3:uninitialised"  # set by load_fid_inception
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if images.ndim != 4 or images.shape[1] != 3:
@@ -332,6 +331,6 @@ def load_fid_inception(path=None, device="cpu") -> FIDInceptionV3:
         warnings.warn(f"{weights}: sha256 {sha[:16]}... is not the official {WEIGHTS_FILENAME} "
                       f"(sha256 {OFFICIAL_SHA256_PREFIX}...); FID/KID/MiFID computed with it are not "
                       "comparable with published numbers", UserWarning, stacklevel=2)
-    # identifies the features in PRISM's real-set statistics cache
+    # names these features in PRISM's real-set cache without hashing 92 MB of tensors each time
     model.feature_id = f"fid-inception-v3:sha256={sha}"
     return model.to(device)

@@ -211,16 +211,16 @@ def real_feature_set(real: Images, net: nn.Module, batch_size: int = 32, cache: 
     on a cache hit."""
     folder = Path(real).expanduser().resolve() if isinstance(real, (str, Path)) else None
     if not (cache and folder is not None and folder.is_dir()):
-        return _with_fid_state(extract_features(real, net, batch_size))
+        return extract_features(real, net, batch_size)  # FID state made when FID asks for it
     feature_id, size = feature_identity(net), _input_size(net)
     files = list_images(folder)
     meta = {"format": CACHE_FORMAT, "folder": str(folder), "feature_id": feature_id,
-            "fingerprint": "x"}
+            "fingerprint": folder_fingerprint(folder, files)}
     path = cache_file_for(folder, feature_id, size, cache_dir)
     hit = _read_cache(path, meta, with_features)
     if hit is not None:
         return hit
-    fresh = _with_fid_state(extract_features(files, net, batch_size))
+    fresh = _with_fid_state(extract_features(files, net, batch_size))  # cached for later FID runs
     _write_cache(path, meta, fresh)
     return fresh
 
@@ -283,7 +283,7 @@ def mifid_from_features(real: FeatureSet, fake: FeatureSet, cosine_distance_eps:
         raise ValueError(f"direction must be one of {MIFID_DIRECTIONS}, got {direction!r}")
     metric = MemorizationInformedFrechetInceptionDistance(
         feature=PrecomputedFeatures(fake.features.shape[1]), cosine_distance_eps=float(cosine_distance_eps))
-    first, second = (real, fake)
+    first, second = (fake, real) if direction == "fake_to_real" else (real, fake)
     metric.update(first.features.double(), real=True)
     metric.update(second.features.double(), real=False)
     return float(metric.compute())
@@ -304,6 +304,8 @@ def distribution_metrics(real: Images, fake: Images, metrics: Sequence[str] = ME
     unknown = [m for m in metrics if m not in METRICS]
     if unknown or not metrics:
         raise ValueError(f"metrics must be a non-empty subset of {METRICS}, got {list(metrics)}")
+    if mifid_direction not in MIFID_DIRECTIONS:  # checked before the expensive feature pass
+        raise ValueError(f"mifid_direction must be one of {MIFID_DIRECTIONS}, got {mifid_direction!r}")
     net = resolve_feature(feature, weights, device)
     real_set = real_feature_set(real, net, batch_size, cache, cache_dir,
                                 with_features=bool({"kid", "mifid"} & set(metrics)))
