@@ -14,6 +14,16 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("PRISM_DATA", REPO.parent / "shared" / "data"))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    """Tests use tiny networks: one thread is faster for them and stays fast on a busy machine."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def sample_photos() -> list[np.ndarray]:
     from skimage import data
     return [data.astronaut(), data.coffee(), data.chelsea(), data.rocket(), data.immunohistochemistry()]

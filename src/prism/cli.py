@@ -129,6 +129,8 @@ def evaluate(task: str = typer.Argument(..., help="Task to evaluate: colorize"),
         results = task_class(task).evaluate(predictor, data, limit=limit, batch_size=batch_size)
     except (ModelError, DataError, KeyError) as e:
         _fail(str(e))
+    except NotImplementedError as e:
+        _fail(str(e) or f"'prism eval {task}' is not available yet (only colorize has an evaluation so far)")
     _print_results(results)
     if json_path:
         json_path.parent.mkdir(parents=True, exist_ok=True)
@@ -199,6 +201,7 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Address to bind;
           max_queue: int = typer.Option(8, "--max-queue", help="Requests waiting for a worker before 503."),
           cors: List[str] = typer.Option([], "--cors-origin", help="Allow browser calls from this origin (repeatable); off by default."),
           no_ui: bool = typer.Option(False, "--no-ui", help="REST API only, no web app."),
+          torch_threads: Optional[int] = typer.Option(None, "--torch-threads", min=1, help="Torch threads per inference (default: torch's; 1 on a CPU busy with other work)."),
           device: str = typer.Option("cpu", "--device")):
     """Serve the models over HTTP: a web app at /ui and a REST API at /v1 (docs at /docs)."""
     from prism.serve.cli import run_server
@@ -206,7 +209,7 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Address to bind;
         run_server(host=host, port=port, models_dir=models_dir, bundled=bundled,
                    max_upload_bytes=int(max_upload_mb * 1024 * 1024), max_pixels=max_pixels,
                    max_images=max_images, workers=workers, max_queue=max_queue, cors_origins=list(cors),
-                   ui_path="" if no_ui else "/ui", device=device)
+                   ui_path="" if no_ui else "/ui", device=device, torch_threads=torch_threads)
     except (ValueError, FileNotFoundError) as e:
         _fail(str(e))
 
@@ -301,7 +304,7 @@ def inspect_folders(folders: List[Path] = typer.Argument(..., help="One or two i
         _fail(f"give one or two folders, got {len(folders)}")
     summaries = []
     try:
-        with Progress(console=console, disable=not progress) as bar:
+        with Progress(console=console, disable=not progress, transient=True) as bar:
             for folder in folders:
                 task = bar.add_task(str(folder), total=None)
                 summaries.append(summarize_folder(folder, progress=lambda n: bar.update(task, completed=n)))

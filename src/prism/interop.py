@@ -1,8 +1,8 @@
 """Importing models trained elsewhere as PRISM saved models.
 
 pytorch-cyclegan: a generator state dict saved by junyanz/pytorch-CycleGAN-and-pix2pix
-(`latest_net_G_A.pth`, `<name>_pretrained/latest_net_G.pth`): ResnetGenerator with instance norm,
-`resnet_9blocks` or `resnet_6blocks`. Its keys load unchanged into PRISM's "resnet_generator"
+(`latest_net_G_A.pth`, `<name>_pretrained/latest_net_G.pth`): ResnetGenerator (`resnet_9blocks`,
+`resnet_6blocks` or any block count; instance norm as CycleGAN trains it, or batch norm). Its keys load unchanged into PRISM's "resnet_generator"
 (the same module layout), so the imported model computes exactly what the original does. The file
 is read with torch.load(weights_only=True): a checkpoint that would run code is refused.
 """
@@ -19,7 +19,6 @@ from prism.nets.resnet_generator import ResnetGenerator
 
 FORMATS = ("pytorch-cyclegan",)
 REFERENCE = "junyanz/pytorch-CycleGAN-and-pix2pix"
-# Running statistics old PyTorch versions stored for InstanceNorm; the reference drops them too.
 _LEGACY_NORM_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 
 
@@ -42,6 +41,8 @@ def import_pytorch_cyclegan(path: str | Path, out_dir: str | Path, direction: st
         raise ImportFormatError(f"direction must be AtoB or BtoA, got {direction!r}")
     state = read_state_dict(path)
     spec = infer_resnet_spec(state, path)
+    if spec["norm"] == "instance":  # stats old PyTorch stored for InstanceNorm; the reference drops them too
+        state = {k: v for k, v in state.items() if not k.endswith(_LEGACY_NORM_BUFFERS)}
     net = ResnetGenerator(**spec)
     _check_layout(net, spec, state, path)
     net.load_state_dict(state, strict=True)
@@ -65,11 +66,11 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         raise ImportFormatError(f"{path}: not a PyTorch state dict that loads without running code "
                                 f"({type(e).__name__}: {reason[:200]})") from None
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        what = type(obj).__name__ if not isinstance(obj, dict) else "a dict holding non-tensor values" if obj else "an empty dict"
+        what = (type(obj).__name__ if not isinstance(obj, dict) else
+                "a dict holding non-tensor values" if obj else "an empty dict")
         raise ImportFormatError(f"{path}: expected a generator state dict (parameter name -> tensor), got {what}")
     # Saved from DataParallel by some forks; harmless to strip.
-    state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in obj.items()}
-    return {k: v for k, v in state.items() if not k.endswith(_LEGACY_NORM_BUFFERS)}
+    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in obj.items()}
 
 
 def infer_resnet_spec(state: dict[str, torch.Tensor], path: Path) -> dict:
@@ -84,9 +85,11 @@ def infer_resnet_spec(state: dict[str, torch.Tensor], path: Path) -> dict:
                 if "model.0.weight" in state else "")
         raise ImportFormatError(f"{path}: not a CycleGAN ResnetGenerator state dict (expected keys model.1.weight "
                                 f"(7x7 conv) and model.<i>.conv_block.*; found {_preview(state)}).{hint}")
-    dropout = any(re.match(r"model\.\d+\.conv_block\.6\.weight$", k) for k in state)
+    # With dropout the second conv moves from conv_block.5 to .6 (with batch norm, .6 is that norm: 1-d)
+    dropout = any(re.match(r"model\.\d+\.conv_block\.6\.weight$", k) and v.dim() == 4 for k, v in state.items())
+    norm = "batch" if "model.2.weight" in state else "instance"  # --norm batch: affine norms, convs without bias
     return {"in_channels": int(first.shape[1]), "out_channels": int(_last_conv(state).shape[0]),
-            "ngf": int(first.shape[0]), "n_blocks": len(blocks), "norm": "instance", "dropout": 0.5 if dropout else 0.0}
+            "ngf": int(first.shape[0]), "n_blocks": len(blocks), "norm": norm, "dropout": 0.5 if dropout else 0.0}
 
 
 def _last_conv(state: dict) -> torch.Tensor:

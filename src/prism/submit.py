@@ -76,7 +76,9 @@ def write_submission(translator, photos, count: int, out_zip: str | Path, direct
 def square(img: Image.Image, mirror: bool = False) -> Image.Image:
     """Any photo -> SIZE x SIZE RGB: short side resized to SIZE, centre crop (Kaggle's photos
     already are 256x256 and pass unchanged)."""
-    img = ImageOps.fit(img.convert("RGB"), (SIZE, SIZE), Image.BICUBIC) if img.size != (SIZE, SIZE) else img.convert("RGB")
+    img = img.convert("RGB")
+    if img.size != (SIZE, SIZE):
+        img = ImageOps.fit(img, (SIZE, SIZE), Image.BICUBIC)
     return ImageOps.mirror(img) if mirror else img
 
 

@@ -114,6 +114,19 @@ class Task:
         return {}
 
     @classmethod
+    def evaluate(cls, predictor, data, **kwargs) -> dict:
+        """Score a predictor on a folder for `prism eval` (see prism.evaluation)."""
+        raise NotImplementedError
+
+    def state_dict(self) -> dict:
+        """Training state the task keeps outside its networks (e.g. CycleGAN's image history
+        pool): tensors, numbers, lists and dicts only. Saved in every checkpoint."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+    @classmethod
     def predictor(cls, nets: dict[str, nn.Module], card: dict):
         """The inference object returned by prism.load_model for this task's models."""
         raise NotImplementedError

@@ -162,8 +162,11 @@ class CycleGANTask(Task):
         if d["holdout"] and (d["val_A"] or d["val_B"]):
             raise ConfigError("give either data.holdout (validate on images held out of data.A/B) or "
                               "data.val_A/val_B folders, not both")
+        if bool(d["val_A"]) != bool(d["val_B"]):
+            raise ConfigError("data.val_A and data.val_B go together: validation translates both ways")
+        files = [list_images(d["A"]), list_images(d["B"])]  # a bad path raises DataError, naming it
         try:
-            (train_a, val_a), (train_b, val_b) = (spread_holdout(list_images(d[k]), d["holdout"]) for k in "AB")
+            (train_a, val_a), (train_b, val_b) = (spread_holdout(f, d["holdout"]) for f in files)
         except ValueError as e:
             raise ConfigError(f"data.holdout: {e}") from None
         return (train_a, train_b), (val_a, val_b)

@@ -260,6 +260,7 @@ class Trainer:
             "nets": {n: self.task.plain(n).state_dict() for n in self.task.nets},
             "ema": {n: m.state_dict() for n, m in self.ema.items()},
             "opts": {n: o.state_dict() for n, o in self.opts.items()},
+            "task": self.task.state_dict(),
             "rng": ckpt.capture_rng(), "best": dict(self.best), "metrics": dict(self.last_metrics),
             "skipped": list(self.skipped), "world_size": self.fabric.world_size,
         }
@@ -282,6 +283,7 @@ class Trainer:
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
         self.elapsed, self.best, self.skipped = state["elapsed"], state["best"], state["skipped"]
         self.last_metrics = state.get("metrics", {})
+        self.task.load_state_dict(state.get("task", {}))
         ckpt.restore_rng(state["rng"])
         self._set_lr()
         self.fabric.print(f"Resumed {self.run_dir} from {path.name} at step {self.step}")
