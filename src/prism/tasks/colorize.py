@@ -65,7 +65,9 @@ class ColorizeTask(Task):
             phases.append(Phase("G", "G", self.g_pretrain_step, start=pre))
         return phases
 
-    def _lab(self, batch: dict, state: dict):
+    def inputs_and_targets(self, batch: dict, state: dict):
+        """(generator input, target) in the networks' range, computed once per step. The GAN
+        steps below only use this pair, so a paired task (pix2pix) reuses them by overriding it."""
         if "L" not in state:
             state["L"], state["ab"] = color.rgb_to_lab_norm(batch["image"])
         return state["L"], state["ab"]
@@ -74,18 +76,18 @@ class ColorizeTask(Task):
         return torch.cat([L, ab], 1) if self.cfg["loss"]["conditional_d"] else ab
 
     def g_pretrain_step(self, batch, state):
-        L, ab = self._lab(batch, state)
+        L, ab = self.inputs_and_targets(batch, state)
         rec = reconstruction_loss(self.cfg["loss"]["recon"], self.nets["G"](L), ab)
         return self.cfg["loss"]["recon_weight"] * rec, {"G_recon": rec.detach()}
 
     def d_step(self, batch, state):
-        L, ab = self._lab(batch, state)
+        L, ab = self.inputs_and_targets(batch, state)
         state["fake"] = fake = self.nets["G"](L)
         loss = self.adv.d_loss(self.nets["D"](self._d_input(L, ab)), self.nets["D"](self._d_input(L, fake.detach())))
         return loss, {"D": loss.detach()}
 
     def g_step(self, batch, state):
-        L, ab = self._lab(batch, state)
+        L, ab = self.inputs_and_targets(batch, state)
         fake, w = state["fake"], self.cfg["loss"]
         fm = w["feature_matching_weight"] > 0
         out = self.nets["D"](self._d_input(L, fake), return_features=fm)

@@ -4,7 +4,7 @@ predictor every RGB -> RGB translation model (pix2pix, CycleGAN, imported CycleG
 The objective is the colorizer's exactly (conditional PatchGAN on cat(input, output), L1 x 100,
 optional L1-only warm-up and feature matching), only with RGB in and RGB out instead of Lab
 L -> ab. So the task reuses ColorizeTask's phases and steps and supplies its (input, target) pair
-through ColorizeTask's `_lab` hook; data, samples, validation and the predictor are its own.
+through ColorizeTask's `inputs_and_targets` hook; data, samples, validation and the predictor are its own.
 """
 from __future__ import annotations
 
@@ -78,15 +78,15 @@ class Pix2PixTask(ColorizeTask):
             raise ConfigError("data.train is not set: give a folder of A|B side-by-side pair images")
         return self._folder(self.cfg["data"]["train"], train=True)
 
-    def _lab(self, batch: dict, state: dict):
-        """ColorizeTask's (input, target) hook: the two halves, in the networks' [-1, 1]."""
+    def inputs_and_targets(self, batch: dict, state: dict):
+        """The two halves, in the networks' [-1, 1]."""
         source, target = ("A", "B") if self.cfg["data"]["direction"] == "AtoB" else ("B", "A")
         return batch[source] * 2 - 1, batch[target] * 2 - 1
 
     # --- pictures and numbers during training ----------------------------------------------------------
     @torch.no_grad()
     def _predict(self, batch):
-        x, y = self._lab(batch, {})
+        x, y = self.inputs_and_targets(batch, {})
         return (x + 1) / 2, (self.eval_net("G")(x) + 1) / 2, (y + 1) / 2
 
     @torch.no_grad()
