@@ -23,6 +23,8 @@ from prism.serve import ServeConfig, create_app
 from prism.serve.testing import encoded, photo, running_server, save_tiny_colorizer
 
 REPO = Path(__file__).resolve().parents[1]
+# gradio's queue calls pandas APIs that pandas 3 deprecates: their warnings, not ours
+pytestmark = pytest.mark.filterwarnings("ignore:::gradio.queueing")
 ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run",
@@ -45,8 +47,10 @@ def chromium() -> str:
 def server(tmp_path_factory):
     models = tmp_path_factory.mktemp("models")
     save_tiny_colorizer(models / "tiny")
-    with running_server(create_app(ServeConfig(models_dir=models, bundled=False))) as url:
-        yield url
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GRADIO_TEMP_DIR", str(tmp_path_factory.mktemp("gradio")))  # uploads stay in tmp
+        with running_server(create_app(ServeConfig(models_dir=models, bundled=False))) as url:
+            yield url
 
 
 @pytest.fixture(scope="module")

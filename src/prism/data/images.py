@@ -20,8 +20,11 @@ Image.MAX_IMAGE_PIXELS = None
 
 
 class ImageReadError(Exception):
-    def __init__(self, path, reason: str):
-        self.path, self.reason = Path(path), reason
+    """kind: unreadable | empty | not_image | too_many_pixels | corrupt (callers map it, e.g. to
+    HTTP 413 vs 415, without parsing the message)."""
+
+    def __init__(self, path, reason: str, kind: str = "corrupt"):
+        self.path, self.reason, self.kind = Path(path), reason, kind
         super().__init__(f"{path}: {reason}")
 
 
@@ -77,39 +80,43 @@ def open_image(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     try:
         size = path.stat().st_size
     except OSError as e:
-        raise ImageReadError(path, f"cannot read file ({e.strerror})") from None
+        raise ImageReadError(path, f"cannot read file ({e.strerror})", "unreadable") from None
     return _open(path, path, size, max_pixels)
 
 
-def open_image_bytes(data: bytes, name: str = "<upload>", max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """open_image for bytes (uploads): the same checks, nothing touches the file system."""
+def open_image_bytes(data: bytes, name: str = "<upload>", max_pixels: int = DEFAULT_MAX_PIXELS,
+                     formats: tuple[str, ...] | None = None) -> Image.Image:
+    """open_image for bytes (uploads): the same checks, nothing touches the file system.
+    formats: PIL format names to accept (e.g. ("PNG", "JPEG")); None accepts any PIL reads."""
     import io
-    return _open(io.BytesIO(data), name, len(data), max_pixels)
+    return _open(io.BytesIO(data), name, len(data), max_pixels, formats)
 
 
-def read_image_bytes(data: bytes, name: str = "<upload>", max_pixels: int = DEFAULT_MAX_PIXELS) -> "LoadedImage":
-    return pil_to_float(open_image_bytes(data, name, max_pixels))
+def read_image_bytes(data: bytes, name: str = "<upload>", max_pixels: int = DEFAULT_MAX_PIXELS,
+                     formats: tuple[str, ...] | None = None) -> "LoadedImage":
+    return pil_to_float(open_image_bytes(data, name, max_pixels, formats))
 
 
-def _open(source, path, size: int, max_pixels: int) -> Image.Image:
+def _open(source, path, size: int, max_pixels: int, formats: tuple[str, ...] | None = None) -> Image.Image:
     if size == 0:
-        raise ImageReadError(path, "empty file (0 bytes)")
+        raise ImageReadError(path, "empty file (0 bytes)", "empty")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(source)
+            img = Image.open(source, formats=formats)
             w, h = img.size  # header only, nothing decoded yet
             if w * h > max_pixels:
                 raise ImageReadError(path, f"{w}x{h} = {w * h:,} pixels exceeds the limit of "
-                                           f"{max_pixels:,} (possible decompression bomb)")
+                                           f"{max_pixels:,} (possible decompression bomb)", "too_many_pixels")
             img.load()
             return ImageOps.exif_transpose(img)
     except ImageReadError:
         raise
     except UnidentifiedImageError:
-        raise ImageReadError(path, "not an image file PIL can read") from None
+        raise ImageReadError(path, "not an image file PIL can read" if not formats else
+                             f"not an image in an accepted format ({', '.join(formats)})", "not_image") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageReadError(path, "too many pixels (possible decompression bomb)") from None
+        raise ImageReadError(path, "too many pixels (possible decompression bomb)", "too_many_pixels") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise ImageReadError(path, f"corrupt or truncated image ({e})") from None
 

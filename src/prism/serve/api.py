@@ -2,16 +2,18 @@
 
 A task's route is generated from its adapter: its options model becomes form fields (so they
 are validated by FastAPI and documented in the OpenAPI schema) next to the common `image`,
-`model` and `format` fields.
+`model` and `format` fields. (No `from __future__ import annotations` here: FastAPI reads the
+generated annotations at runtime.)
 """
 import inspect
 import logging
 from typing import Annotated, Literal, Optional
+from urllib.parse import quote
 
 from fastapi import FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from prism.serve import uploads as U
@@ -108,7 +110,10 @@ def _add_task_route(app: FastAPI, service: Service, adapter: TaskAdapter) -> Non
         if unknown:
             raise ServeError(422, "invalid_options", f"unknown field(s): {', '.join(unknown)}; "
                                                      f"known: {', '.join(sorted(known_fields))}")
-        options = adapter.options(**fields)
+        try:  # FastAPI checked each field; the model may also check them together
+            options = adapter.options(**fields)
+        except ValidationError as e:
+            raise RequestValidationError(e.errors()) from None
         accept = request.headers.get("accept", "")
         fmt = fmt or _format_from_accept(accept)
         ups = [U.Upload(f.filename or f"image{i + 1}", await f.read()) for i, f in enumerate(files)]
@@ -119,7 +124,7 @@ def _add_task_route(app: FastAPI, service: Service, adapter: TaskAdapter) -> Non
                  "data": U.to_base64(r.data)} for r in results]})
         r = results[0]
         return Response(r.data, media_type=r.media_type, headers={
-            "Content-Disposition": f'inline; filename="{r.name}"', "X-Prism-Model": model.name})
+            "Content-Disposition": f'inline; filename="{r.name}"', "X-Prism-Model": quote(model.name, safe="")})
 
     params = [
         inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request),
@@ -146,6 +151,7 @@ def _add_task_route(app: FastAPI, service: Service, adapter: TaskAdapter) -> Non
         responses={
             200: {"model": ImagesOut, "content": {m: {"schema": {"type": "string", "format": "binary"}}
                                                   for m in U.MEDIA_TYPES.values()}},
+            400: {"model": ErrorBody, "description": "malformed multipart body"},
             404: {"model": ErrorBody, "description": "unknown model name"},
             413: {"model": ErrorBody, "description": "too many bytes, images or pixels"},
             415: {"model": ErrorBody, "description": "not an image in a supported format"},

@@ -45,5 +45,5 @@ def create_app(config: ServeConfig | None = None, store: ModelStore | None = Non
         return RedirectResponse(config.ui_path or "/docs")
 
     # outermost, so 413s from the body limit and errors from the web app are counted too
-    app.add_middleware(MetricsMiddleware, metrics=service.metrics, ui_path=config.ui_path)
+    app.add_middleware(MetricsMiddleware, metrics=service.metrics, ui_path=config.ui_path, routes_of=app)
     return app

@@ -15,17 +15,20 @@ class ServeConfig:
     bundled: bool = True               # also serve the models shipped inside the package
     max_upload_bytes: int = 32 * MiB   # whole request body; larger -> 413 before it is read
     max_pixels: int = 25_000_000       # one image (header check, before decoding); larger -> 413
-    max_total_pixels: int = 50_000_000  # all images of one request: bounds memory per request
+    max_total_pixels: int | None = None  # all images of one request (default 2 x max_pixels): bounds memory
     max_images: int = 16               # images per request
     workers: int = 1                   # inference threads; torch already uses every core per call
     max_queue: int = 8                 # requests waiting for a worker; beyond -> 503 + Retry-After
     cors_origins: list[str] = field(default_factory=list)  # empty = no CORS headers at all
     ui_path: str = "/ui"               # where the Gradio app is mounted ("" = no web app)
     device: str = "cpu"
+    torch_threads: int | None = None   # torch's intra-op threads for the process (None: torch's default)
 
     def __post_init__(self):
         if self.models_dir is not None:
             self.models_dir = Path(self.models_dir)
+        if self.max_total_pixels is None:
+            self.max_total_pixels = 2 * self.max_pixels
         for name in ("max_upload_bytes", "max_pixels", "max_total_pixels", "max_images", "workers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")

@@ -66,8 +66,11 @@ class MetricsMiddleware:
     """Pure ASGI (no BaseHTTPMiddleware): times each HTTP request from its start to the last body
     byte and files it under its route template, looked up after routing has run."""
 
-    def __init__(self, app, metrics: Metrics, ui_path: str = ""):
+    METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+
+    def __init__(self, app, metrics: Metrics, ui_path: str = "", routes_of=None):
         self.app, self.metrics, self.ui_path = app, metrics, ui_path
+        self.routes_of, self._paths = routes_of, None  # the FastAPI app, for requests refused before routing
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -82,11 +85,16 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            self.metrics.record(f'{scope["method"]} {self._template(scope)}', status[0], time.perf_counter() - start)
+            method = scope["method"] if scope["method"] in self.METHODS else "OTHER"  # keys stay bounded
+            self.metrics.record(f"{method} {self._template(scope)}", status[0], time.perf_counter() - start)
 
     def _template(self, scope) -> str:
         path = scope.get("path", "")
         if self.ui_path and (path == self.ui_path or path.startswith(self.ui_path + "/")):
             return self.ui_path + "/*"  # the web app's many asset and queue routes, as one
-        route = scope.get("route")
-        return getattr(route, "path", None) or "(unmatched)"
+        route = getattr(scope.get("route"), "path", None)
+        if route is None and self.routes_of is not None:  # e.g. a 413 answered before routing
+            if self._paths is None:
+                self._paths = {getattr(r, "path", None) for r in self.routes_of.routes}
+            route = path if path in self._paths else None
+        return route or "(unmatched)"

@@ -72,7 +72,7 @@ class Service:
         ext = "jpg" if fmt == "jpeg" else "png"
         return [Result(f"{U.safe_stem(up.name)}-{adapter.result_suffix}.{ext}", U.MEDIA_TYPES[fmt],
                        U.encode(out, fmt), *out.size, image=out, source=_to_pil(im) if with_sources else None)
-                for up, im, out in zip(uploads, images, outputs)]
+                for up, im, out in zip(uploads, images, outputs, strict=True)]
 
     def close(self) -> None:
         self.pool.shutdown()

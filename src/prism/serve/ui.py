@@ -6,6 +6,7 @@ from there. Results for download are written to a private temporary folder.
 """
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import tempfile
@@ -78,20 +79,14 @@ def image_task_tab(service, adapter, outputs: "OutputFolder") -> None:
             raise gr.Error("Upload at least one image first.")
         try:
             options = adapter.options(**dict(zip(option_names, values)))
-            uploads = [_read_upload(p, service.config.max_upload_bytes) for p in paths]
+            # file reads, PNG writes and previews are blocking work: off the event loop too
+            uploads = await asyncio.to_thread(_read_uploads, paths, service.config.max_upload_bytes)
             _, results = await service.run(adapter, model_name, uploads, options, "png", with_sources=True)
         except ValidationError as e:
             raise gr.Error("; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())) from None
         except ServeError as e:
             raise gr.Error(e.message) from None
-        folder = outputs.new_run()
-        saved = []
-        for i, r in enumerate(results):
-            path = folder / (r.name if len(results) == 1 else f"{i + 1:02d}-{r.name}")
-            path.write_bytes(r.data)
-            saved.append(str(path))
-        previews = [(_preview(r.source), _preview(r.image)) for r in results]
-        return previews[0], [(after, r.name) for (_, after), r in zip(previews, results)], saved, previews
+        return await asyncio.to_thread(_present, results, outputs.new_run())
 
     button.click(run, [files, model, *controls], [compare, gallery, downloads, pairs], api_name=f"{name}")
 
@@ -117,14 +112,29 @@ def option_control(name: str, field, elem_id: str):
         else gr.Textbox(value=default, label=label, info=info, elem_id=elem_id)
 
 
-def _read_upload(path: str, max_bytes: int) -> Upload:
-    """Read a file Gradio stored for this upload, refusing any path outside its upload folder."""
-    p = Path(path).resolve()
-    if not p.is_relative_to(Path(get_upload_folder()).resolve()) or not p.is_file():
-        raise ServeError(400, "bad_upload", "upload not found")
-    if p.stat().st_size > max_bytes:
-        raise ServeError(413, "too_large", f"{p.name}: larger than {max_bytes:,} bytes")
-    return Upload(p.name, p.read_bytes())
+def _read_uploads(paths: list[str], max_bytes: int) -> list[Upload]:
+    """Read the files Gradio stored for this upload, refusing any path outside its upload folder
+    and, like the API, more than `max_bytes` in all."""
+    folder, files = Path(get_upload_folder()).resolve(), []
+    for path in paths:
+        p = Path(path).resolve()
+        if not p.is_relative_to(folder) or not p.is_file():
+            raise ServeError(400, "bad_upload", "upload not found")
+        files.append(p)
+    if sum(p.stat().st_size for p in files) > max_bytes:
+        raise ServeError(413, "too_large", f"the uploads hold more than {max_bytes:,} bytes together")
+    return [Upload(p.name, p.read_bytes()) for p in files]
+
+
+def _present(results, folder: Path):
+    """-> the before/after view, the gallery, the download files, the previews for gallery clicks."""
+    saved = []
+    for i, r in enumerate(results):
+        path = folder / (r.name if len(results) == 1 else f"{i + 1:02d}-{r.name}")
+        path.write_bytes(r.data)
+        saved.append(str(path))
+    previews = [(_preview(r.source), _preview(r.image)) for r in results]
+    return previews[0], [(after, r.name) for (_, after), r in zip(previews, results)], saved, previews
 
 
 def _preview(image: Image.Image | None) -> Image.Image | None:

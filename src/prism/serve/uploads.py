@@ -63,10 +63,9 @@ def decode(up: Upload, max_pixels: int) -> LoadedImage:
     """Decode (in a worker thread). The header was checked already; prism.data.images checks it
     again before decoding, so this is safe on its own too."""
     try:
-        return read_image_bytes(up.data, name=up.name, max_pixels=max_pixels)
+        return read_image_bytes(up.data, name=up.name, max_pixels=max_pixels, formats=_OPEN_FORMATS)
     except ImageReadError as e:
-        # the pixel-limit reasons are the ones that mention a decompression bomb
-        if "decompression bomb" in e.reason:
+        if e.kind == "too_many_pixels":
             raise ServeError(413, "too_many_pixels", f"{up.name}: {e.reason}") from None
         raise ServeError(415, "not_an_image", f"{up.name}: {e.reason}") from None
 

@@ -15,7 +15,7 @@ from PIL import Image
 
 from prism import color, metrics
 from prism.data.folder import ImageFolder
-from prism.data.images import LoadedImage, read_image, to_float
+from prism.data.images import read_image, read_image_bytes, to_float
 from prism.losses import AdversarialLoss, feature_matching_loss, reconstruction_loss
 from prism.registry import TASKS
 from prism.tasks.base import Phase, Task
@@ -156,8 +156,8 @@ class Colorizer:
     def colorize_batch(self, images, saturation: float = 1.0, batch_size: int = 8) -> list[Image.Image]:
         if not 0.0 <= saturation <= 2.0:
             raise ValueError(f"saturation must be within 0..2, got {saturation}")
-        loaded = [read_image(x) if isinstance(x, (str, bytes)) or hasattr(x, "__fspath__") else
-                  (x if isinstance(x, LoadedImage) else to_float(x)) for x in images]
+        loaded = [read_image(x) if isinstance(x, str) or hasattr(x, "__fspath__") else
+                  read_image_bytes(x) if isinstance(x, bytes) else to_float(x) for x in images]
         Ls = [color.lightness_full(im.pixels) for im in loaded]
         small = [self._render_input(L) for L in Ls]
         abs_ = [None] * len(loaded)
