@@ -40,6 +40,7 @@ TRAINER_DEFAULTS = {
         "best_mode": None,        # max | min
         "val_batches": 0,         # 0 = whole validation set
         "torch_threads": 0,       # 0 = torch's default
+        "sync_batchnorm": True,   # several GPUs: BatchNorm statistics over all ranks (torch supports it on GPU only)
     },
 }
 

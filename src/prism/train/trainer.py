@@ -54,6 +54,8 @@ class Trainer:
         self.run_dir = self._prepare_run_dir()
 
         nets = task.build_networks()
+        if fabric.world_size > 1 and t["sync_batchnorm"] and fabric.device.type != "cpu":
+            nets = {n: torch.nn.SyncBatchNorm.convert_sync_batchnorm(m) for n, m in nets.items()}
         opts = task.build_optimizers(nets)
         self.ema = {n: copy.deepcopy(nets[n]).eval().requires_grad_(False)
                     for n in task.inference_nets if t["ema"] > 0 and n in nets}
@@ -263,6 +265,7 @@ class Trainer:
             "task": self.task.state_dict(),
             "rng": ckpt.capture_rng(), "best": dict(self.best), "metrics": dict(self.last_metrics),
             "skipped": list(self.skipped), "world_size": self.fabric.world_size,
+            "samples_in_epoch": self.batch_in_epoch * self.cfg["train"]["batch_size"] * self.fabric.world_size,
         }
 
     def _save(self, name: str) -> None:
@@ -281,6 +284,11 @@ class Trainer:
         for n, sd in state["opts"].items():
             self.opts[n].load_state_dict(sd)
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+        if state.get("world_size", 1) != self.fabric.world_size:  # resumed on another device count:
+            # continue from the same share of the epoch (exact resume needs the same count)
+            per_batch = self.cfg["train"]["batch_size"] * self.fabric.world_size
+            self.batch_in_epoch = state.get("samples_in_epoch", 0) // per_batch
+            self.fabric.print(f"Resuming a {state.get('world_size', 1)}-process run on {self.fabric.world_size}")
         self.elapsed, self.best, self.skipped = state["elapsed"], state["best"], state["skipped"]
         self.last_metrics = state.get("metrics", {})
         self.task.load_state_dict(state.get("task", {}))
