@@ -64,6 +64,7 @@ def colorize(inputs: List[Path] = typer.Argument(..., help="Image files and/or f
              batch_size: int = typer.Option(8, "--batch-size"),
              device: str = typer.Option("cpu", "--device"),
              backend: str = typer.Option("torch", "--backend", help="torch, or onnxruntime (a .onnx --model, or any model exported on the fly)."),
+             precision: str = typer.Option("fp32", "--precision", help="fp32 or bf16 (autocast; pays off on GPUs and CPUs with bf16 units)."),
              progress: bool = typer.Option(True, "--progress/--no-progress")):
     """Colorize black-and-white photos at full resolution; writes into --out, never over an input."""
     import prism
@@ -78,6 +79,9 @@ def colorize(inputs: List[Path] = typer.Argument(..., help="Image files and/or f
         _fail(f"model '{model}' is a {getattr(colorizer, 'task', '?')} model, not a colorizer")
     if render_size:
         colorizer.render_size = render_size
+    if precision not in ("fp32", "bf16"):
+        _fail(f"--precision must be fp32 or bf16, got '{precision}'")
+    colorizer.precision = precision
     try:
         report = run_on_files(inputs, out_dir, lambda imgs: colorizer.colorize_batch(imgs, saturation, batch_size),
                               batch_size=batch_size, progress=progress)

@@ -141,8 +141,9 @@ class Colorizer:
 
     task = "colorize"
 
-    def __init__(self, G: torch.nn.Module, card: dict):
+    def __init__(self, G: torch.nn.Module, card: dict, precision: str = "fp32"):
         self.G, self.card = G.eval(), card
+        self.precision = precision  # fp32 | bf16 (autocast; on CPUs without bf16 units it is slower)
         self.render_size = int(card.get("options", {}).get("render_size", 256))
         self.multiple = getattr(G, "size_multiple", 1)
         self.device = getattr(G, "device", None) or next(G.parameters()).device
@@ -154,6 +155,8 @@ class Colorizer:
 
     @torch.no_grad()
     def colorize_batch(self, images, saturation: float = 1.0, batch_size: int = 8) -> list[Image.Image]:
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be fp32 or bf16, got {self.precision!r}")
         if not 0.0 <= saturation <= 2.0:
             raise ValueError(f"saturation must be within 0..2, got {saturation}")
         loaded = [read_image(x) if isinstance(x, str) or hasattr(x, "__fspath__") else
@@ -167,7 +170,8 @@ class Colorizer:
         for idxs in by_shape.values():
             for k in range(0, len(idxs), batch_size):
                 chunk = idxs[k:k + batch_size]
-                ab = self.G(torch.stack([small[i][0] for i in chunk]).to(self.device)).float().cpu()
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+                    ab = self.G(torch.stack([small[i][0] for i in chunk]).to(self.device)).float().cpu()
                 for j, i in enumerate(chunk):
                     h, w = small[i][1]
                     abs_[i] = ab[j:j + 1, :, :h, :w]
