@@ -22,13 +22,6 @@ from prism.tasks.cyclegan import CycleGANTask, HistoryPool, diff_augment
 from prism.train import checkpoint as ckpt
 from prism.train.trainer import Trainer
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny networks on a shared, loaded 2-core machine: a second OpenMP thread only spins (20x slower here)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 TINY_NETS = {"G_AB": {"ngf": 4, "n_blocks": 1}, "G_BA": {"ngf": 4, "n_blocks": 1},

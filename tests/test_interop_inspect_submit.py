@@ -24,13 +24,6 @@ from prism.submit import write_submission
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """A shared, loaded 2-core machine: a second OpenMP thread only spins."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 # --- the reference generator, as junyanz/pytorch-CycleGAN-and-pix2pix models/networks.py builds it ------------

@@ -15,13 +15,6 @@ from prism.tasks.pix2pix import PairedHalves, Pix2PixTask
 from prism.train.trainer import Trainer
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny networks on a shared, loaded 2-core machine: a second OpenMP thread only spins."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def tiny_pix2pix_config(train, val=None, **data) -> dict:

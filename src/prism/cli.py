@@ -68,8 +68,6 @@ def colorize(inputs: List[Path] = typer.Argument(..., help="Image files and/or f
              progress: bool = typer.Option(True, "--progress/--no-progress")):
     """Colorize black-and-white photos at full resolution; writes into --out, never over an input."""
     import prism
-    from prism.data.images import DataError
-    from prism.infer import run_on_files
     from prism.modelio import ModelError
     try:
         colorizer = prism.load_model(_backend_model(model, backend), device=device)
@@ -82,12 +80,7 @@ def colorize(inputs: List[Path] = typer.Argument(..., help="Image files and/or f
     if precision not in ("fp32", "bf16"):
         _fail(f"--precision must be fp32 or bf16, got '{precision}'")
     colorizer.precision = precision
-    try:
-        report = run_on_files(inputs, out_dir, lambda imgs: colorizer.colorize_batch(imgs, saturation, batch_size),
-                              batch_size=batch_size, progress=progress)
-    except DataError as e:
-        _fail(str(e))
-    _report(report, out_dir)
+    _run_files(inputs, out_dir, lambda imgs: colorizer.colorize_batch(imgs, saturation, batch_size), batch_size, progress)
 
 
 def _backend_model(model: Optional[str], backend: str) -> Optional[str]:
@@ -101,6 +94,17 @@ def _backend_model(model: Optional[str], backend: str) -> Optional[str]:
     from prism.onnx_export import export_onnx
     console.print("exporting the model to ONNX for onnxruntime...")
     return str(export_onnx(model, Path(tempfile.mkdtemp(prefix="prism-onnx-")) / "model.onnx"))
+
+
+def _run_files(inputs, out_dir: Path, process, batch_size: int, progress: bool) -> None:
+    """Every file command's tail: run over the files, report failures, exit 1 if any failed."""
+    from prism.data.images import DataError
+    from prism.infer import run_on_files
+    try:
+        report = run_on_files(inputs, out_dir, process, batch_size=batch_size, progress=progress)
+    except DataError as e:
+        _fail(str(e))
+    _report(report, out_dir)
 
 
 def _report(report, out_dir: Path) -> None:
@@ -227,15 +231,8 @@ def translate(inputs: List[Path] = typer.Argument(..., help="Image files and/or 
               device: str = typer.Option("cpu", "--device"),
               progress: bool = typer.Option(True, "--progress/--no-progress")):
     """Translate images at their full size with a pix2pix or CycleGAN model; writes into --out, never over an input."""
-    from prism.data.images import DataError
-    from prism.infer import run_on_files
     translator = _load_translator(model, device, direction)
-    try:
-        report = run_on_files(inputs, out_dir, lambda imgs: translator.translate_batch(imgs, direction, batch_size),
-                              batch_size=batch_size, progress=progress)
-    except DataError as e:
-        _fail(str(e))
-    _report(report, out_dir)
+    _run_files(inputs, out_dir, lambda imgs: translator.translate_batch(imgs, direction, batch_size), batch_size, progress)
 
 
 def _load_translator(model: str, device: str, direction: Optional[str]):

@@ -149,7 +149,7 @@ def _portable(spec: dict) -> dict:
 def card_markdown(card: dict) -> str:
     t = card.get("training", {})
     lines = [f"# PRISM model: {card['task']}", "",
-             f"- networks: " + ", ".join(f"{n} = {s['arch']}" for n, s in card["nets"].items()),
+             "- networks: " + ", ".join(f"{n} = {s['arch']}" for n, s in card["nets"].items()),
              f"- steps: {t.get('steps', '?')}, wall time: {t.get('wall_time_s', '?')} s on {t.get('hardware', '?')}",
              f"- training data: {(t.get('config') or {}).get('data', {}).get('train', '?')}"]
     if card.get("metrics"):

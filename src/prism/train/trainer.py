@@ -23,7 +23,7 @@ from prism.data.folder import collate
 from prism.data.sampling import ResumableSampler
 from prism.tasks import task_class
 from prism.train import checkpoint as ckpt
-from prism.train.loggers import RunLogger, image_grid, plot_losses  # noqa: F401
+from prism.train.loggers import RunLogger, plot_losses
 from prism.train.progress import TrainProgress
 from prism.train.rundir import new_run_dir
 
