@@ -10,6 +10,6 @@ want=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "Installing PRISM into .venv (first time: a few minutes)..." >&2
   .venv/bin/python -m pip install -q --upgrade pip >&2
-  .venv/bin/python -m pip install -q -c constraints.txt -e ".[test,serve-test]" >&2
+  .venv/bin/python -m pip install -q -c constraints.txt -e ".[test,serve-test,align]" >&2
   echo "$want" > "$stamp"
 fi

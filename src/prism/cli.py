@@ -132,9 +132,9 @@ def evaluate(task: str = typer.Argument(..., help="Task to evaluate: colorize"),
     from prism.tasks import task_class
     try:
         predictor = prism.load_model(model, device=device)
-        if predictor.task != task:
+        if task not in (predictor.task, *getattr(predictor, "eval_names", ())):
             _fail(f"model '{model}' is a {predictor.task} model, not {task}")
-        results = task_class(task).evaluate(predictor, data, limit=limit, batch_size=batch_size)
+        results = task_class(predictor.card["task"]).evaluate(predictor, data, limit=limit, batch_size=batch_size)
     except (ModelError, DataError, KeyError) as e:
         _fail(str(e))
     except NotImplementedError as e:
@@ -325,6 +325,113 @@ def inspect_folders(folders: List[Path] = typer.Argument(..., help="One or two i
             Console().print(f"... and {len(s.unreadable) - 20} more unreadable in {s.path}")
     if plot:
         console.print(f"plot written to {plot_summaries(summaries, plot)}")
+
+
+@app.command()
+def synthesize(labels: List[Path] = typer.Argument(..., help="Label map files and/or folders (searched recursively)."),
+               out_dir: Path = typer.Option(Path("synthesized"), "--out", "-o", help="Output folder."),
+               model: str = typer.Option(..., "--model", "-m", help=MODEL_HELP),
+               seed: int = typer.Option(0, "--seed", help="Noise seed: different seeds, different images."),
+               format: Optional[str] = typer.Option(None, "--format", help="How label files are read: cityscapes-ids, camvid, colour or generic (default: as the model's training data)."),
+               resample_class: Optional[str] = typer.Option(None, "--resample-class", help="Re-draw only this class (name or index) with --seed; the rest keeps --base-seed's image."),
+               base_seed: int = typer.Option(0, "--base-seed", help="With --resample-class: the seed of everything else."),
+               render_size: Optional[int] = typer.Option(None, "--render-size", help="Long side the network draws at (default: its training size; 0: the label map's own)."),
+               device: str = typer.Option("cpu", "--device"),
+               progress: bool = typer.Option(True, "--progress/--no-progress")):
+    """Label maps -> photos with an OASIS model, each the size of its label map; writes into --out, never over an input."""
+    import prism
+    from prism.data.images import DataError
+    from prism.modelio import ModelError
+    try:
+        synth = prism.load_model(model, device=device)
+    except ModelError as e:
+        _fail(str(e))
+    if getattr(synth, "task", None) != "oasis":
+        _fail(f"model '{model}' is a {getattr(synth, 'task', '?')} model, not a semantic synthesis (oasis) model")
+    from prism.tasks.oasis import synthesize_files
+    try:
+        if resample_class is not None:
+            resample_class = int(resample_class) if resample_class.isdigit() else resample_class
+            synth.table.index_of(resample_class)
+        report = synthesize_files(synth, labels, out_dir, format, seed, resample_class,
+                                  base_seed if resample_class is not None else None,
+                                  "card" if render_size is None else (render_size or None), progress)
+    except (DataError, ValueError) as e:
+        _fail(str(e))
+    _report(report, out_dir)
+
+
+def _load_face_model(model: str, device: str):
+    import prism
+    from prism.modelio import ModelError
+    try:
+        generator = prism.load_model(model, device=device)
+    except ModelError as e:
+        _fail(str(e))
+    if getattr(generator, "task", None) != "stylegan":
+        _fail(f"model '{model}' is a {getattr(generator, 'task', '?')} model, not a stylegan face model")
+    return generator
+
+
+@app.command()
+def generate(model: str = typer.Option(..., "--model", "-m", help=MODEL_HELP),
+             count: int = typer.Option(16, "--count", "-n", min=1, help="How many faces."),
+             seed: int = typer.Option(0, "--seed", help="The same seed gives the same faces."),
+             psi: float = typer.Option(1.0, "--psi", help="Truncation: < 1 trades variety for fewer failures (0 = the average face)."),
+             out_dir: Path = typer.Option(Path("generated"), "--out", "-o", help="Output folder."),
+             device: str = typer.Option("cpu", "--device")):
+    """Generate new faces with a stylegan model: OUT/seed-S-0000.png, ..."""
+    generator = _load_face_model(model, device)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for i, img in enumerate(generator.generate(count, seed=seed, psi=psi)):
+        img.save(out_dir / f"seed-{seed}-{i:04d}.png")
+    console.print(f"{count} face(s) written to {out_dir}")
+    print(out_dir.resolve())
+
+
+@app.command()
+def restore(image: Path = typer.Argument(..., help="A photo of a face (aligned automatically unless --no-align)."),
+            model: str = typer.Option(..., "--model", "-m", help=MODEL_HELP),
+            degradation: str = typer.Option(..., "--degradation", "-d", help="gray | mask | downsample | none, or a chain such as gray+mask."),
+            mask: Optional[Path] = typer.Option(None, "--mask", help="mask degradation: an image, white = missing pixels."),
+            rect: Optional[str] = typer.Option(None, "--rect", help="mask degradation: the missing rectangle x,y,w,h in the photo's pixels."),
+            factor: int = typer.Option(4, "--factor", help="downsample degradation: the reduction factor."),
+            steps: int = typer.Option(300, "--steps", min=1, help="Optimisation steps."),
+            space: str = typer.Option("w+", "--space", help="w (one latent for all layers) or w+ (one per layer: closer fits)."),
+            align: bool = typer.Option(True, "--align/--no-align", help="Find the face (dlib) and cut it like the training faces; --no-align for an aligned crop."),
+            frame_every: int = typer.Option(10, "--frame-every", min=0, help="Save a progress frame every N steps (0 = none, no GIF)."),
+            lpips_vgg16: Optional[Path] = typer.Option(None, "--lpips-vgg16", help="torchvision VGG16 weights (vgg16-397923af.pth), with --lpips-lin: LPIPS distance."),
+            lpips_lin: Optional[Path] = typer.Option(None, "--lpips-lin", help="LPIPS v0.1 linear layers (vgg.pth)."),
+            seed: int = typer.Option(0, "--seed"),
+            out_dir: Path = typer.Option(Path("restored"), "--out", "-o", help="Output folder."),
+            device: str = typer.Option("cpu", "--device"),
+            progress: bool = typer.Option(True, "--progress/--no-progress")):
+    """Restore a degraded face by projecting it into a stylegan model's latent space: writes the
+    restored image, the projection, the latent w (.npy), progress frames, a GIF and the loss curve."""
+    from prism.data.images import ImageReadError
+    from prism.restore.align import AlignmentUnavailable, FaceNotFound
+    generator = _load_face_model(model, device)
+    box = None
+    if rect:
+        try:
+            box = tuple(int(v) for v in rect.split(","))
+            assert len(box) == 4
+        except (ValueError, AssertionError):
+            _fail(f"--rect must be x,y,w,h in pixels, got {rect!r}")
+    if "mask" in degradation and not (mask or box):
+        _fail("the mask degradation needs --mask FILE (white = missing) or --rect x,y,w,h")
+    try:
+        result = generator.restore(image, degradation=degradation, steps=steps, mask=mask, rect=box, factor=factor,
+                                   align=align, space=space, lpips_vgg16=lpips_vgg16, lpips_lin=lpips_lin,
+                                   frame_every=frame_every, seed=seed, progress=progress)
+    except (FaceNotFound, AlignmentUnavailable, ImageReadError, ValueError, FileNotFoundError) as e:
+        _fail(str(e))
+    paths = result.save(out_dir)
+    console.print(f"distance: {result.distance}; final distance {result.distances[-1]:.4g} "
+                  f"(loss {result.losses[-1]:.4g}) after {len(result.losses)} steps")
+    for name, path in paths.items():
+        console.print(f"  {name}: {path}", soft_wrap=True)
+    print(paths["restored"].resolve())
 
 
 def main():

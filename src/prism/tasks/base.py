@@ -71,6 +71,7 @@ class Task:
     name = "base"
     defaults: dict = {}       # this task's config sections, merged over TRAINER_DEFAULTS
     inference_nets = ("G",)   # saved in the model; EMA copies replace them when present
+    ema_nets = None           # nets the trainer keeps an EMA of (train.ema > 0); None = inference_nets
     best_metric = None        # (metric, "max" | "min") the trainer keeps the best checkpoint by
 
     def __init__(self, cfg: dict):

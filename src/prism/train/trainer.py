@@ -58,7 +58,7 @@ class Trainer:
             nets = {n: torch.nn.SyncBatchNorm.convert_sync_batchnorm(m) for n, m in nets.items()}
         opts = task.build_optimizers(nets)
         self.ema = {n: copy.deepcopy(nets[n]).eval().requires_grad_(False)
-                    for n in task.inference_nets if t["ema"] > 0 and n in nets}
+                    for n in (task.ema_nets or task.inference_nets) if t["ema"] > 0 and n in nets}
         task.nets = {n: fabric.setup_module(m) for n, m in nets.items()}
         task.ema = self.ema
         self.opts = {n: fabric.setup_optimizers(o) for n, o in opts.items()}
@@ -81,7 +81,7 @@ class Trainer:
         sample_batch = self._sample_batch()
         batches = self._batches()
         sums: dict[str, float] = {}
-        count = 0
+        counts: dict[str, int] = {}  # per key: a phase active every 16 steps is averaged over its own steps
         old_handler = signal.signal(signal.SIGINT, self._on_sigint) if _main_thread() else None
         bar = TrainProgress(t["steps"], self.step, enabled=self.progress_enabled and fabric.is_global_zero)
         started = time.time() - self.elapsed
@@ -96,17 +96,17 @@ class Trainer:
                     logs = self._run_phase(phase, batch, state)
                     for k, v in logs.items():
                         sums[k] = sums.get(k, 0.0) + float(v)
-                count += 1
+                        counts[k] = counts.get(k, 0) + 1
                 self._update_ema()
                 self.step += 1
                 self._set_lr()
                 self.elapsed = time.time() - started
                 if self.step % t["log_every"] == 0 or self.step == t["steps"]:
-                    means = {k: v / count for k, v in sums.items()}
+                    means = {k: v / counts[k] for k, v in sums.items()}
                     means["lr"] = next(iter(self.opts.values())).param_groups[0]["lr"] if self.opts else 0.0
                     self.log.losses(self.step, means)
                     bar.update(self.step, means)
-                    sums, count = {}, 0
+                    sums, counts = {}, {}
                 else:
                     bar.update(self.step)
                 if sample_batch is not None and (self.step % t["sample_every"] == 0 or self.step == t["steps"]):
