@@ -2,3 +2,4 @@
 from prism.nets import classifier, patchgan, resnet_unet, unet  # noqa: F401
 from prism.nets import resnet_generator  # noqa: F401,E402
 from prism.nets import stylegan2  # noqa: F401,E402
+from prism.nets import spade, oasis_discriminator  # noqa: F401,E402  (register "oasis_generator", "oasis_discriminator")

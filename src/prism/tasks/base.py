@@ -89,7 +89,8 @@ class Task:
             if not o or not all(n in nets for n in self.optimizer_nets(name)):
                 continue
             params = [p for n in o.get("nets", [name]) for p in nets[n].parameters()]
-            opts[name] = torch.optim.Adam(params, lr=o.get("lr", 2e-4), betas=tuple(o.get("betas", (0.5, 0.999))),
+            betas = tuple(float(b) for b in o.get("betas", (0.5, 0.999)))  # YAML may say [0, 0.999]
+            opts[name] = torch.optim.Adam(params, lr=o.get("lr", 2e-4), betas=betas,
                                           weight_decay=o.get("weight_decay", 0.0))
         return opts
 

@@ -1,0 +1,132 @@
+"""The OASIS generator (Sushko et al. 2021): a SPADE residual decoder (Park et al. 2019) fed with
+3D noise.
+
+The semantic input (one-hot class map, optionally plus an instance-boundary channel) is
+concatenated with a noise tensor `noise` of shape (B, z_dim, H, W). Every SPADE layer normalises its
+features without learned affine parameters, then modulates them per pixel with a scale and shift
+predicted from that semantic+noise map, so the layout survives normalisation at every scale. The
+noise is "3D" because it is a map, not a vector: giving one class's region a different noise
+draw (OASIS's class-wise resampling) changes the appearance of that region only, up to the
+network's receptive field (see `receptive_radius`).
+
+Sizes: the first layer runs at H/2**(n_blocks-1), so inputs must be divisible by `size_multiple`.
+The paper uses n_blocks=6 (8x16 at 256x512) and width 64 (1024 channels at the lowest scale);
+`width` scales every layer, for CPU training.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.nn.utils.parametrizations import spectral_norm
+
+from prism.nets.common import check_size
+from prism.registry import NETWORKS
+
+
+def param_free_norm(kind: str, channels: int) -> nn.Module:
+    """batch: the paper's; its running statistics are what inference uses, so an EMA copy needs
+    them re-estimated (prism.tasks.oasis does). instance: per-image statistics, no state, but
+    global over the image, so a local change reaches every pixel. none: modulation only."""
+    if kind == "batch":
+        return nn.BatchNorm2d(channels, affine=False)
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=False)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"unknown SPADE norm '{kind}'; use batch, instance or none")
+
+
+class SPADE(nn.Module):
+    """norm(x) * (1 + gamma(cond)) + beta(cond), cond resized (nearest) to x's size."""
+
+    def __init__(self, channels: int, cond_channels: int, hidden: int, norm: str):
+        super().__init__()
+        self.norm = param_free_norm(norm, channels)
+        self.shared = nn.Sequential(nn.Conv2d(cond_channels, hidden, 3, padding=1), nn.ReLU())
+        self.gamma = nn.Conv2d(hidden, channels, 3, padding=1)
+        self.beta = nn.Conv2d(hidden, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        h = self.shared(F.interpolate(cond, size=x.shape[-2:], mode="nearest"))
+        return self.norm(x) * (1 + self.gamma(h)) + self.beta(h)
+
+
+class SPADEResBlock(nn.Module):
+    def __init__(self, c_in: int, c_out: int, cond_channels: int, hidden: int, norm: str, sn: bool):
+        super().__init__()
+        wrap = spectral_norm if sn else (lambda m: m)
+        middle = min(c_in, c_out)
+        self.norm_0 = SPADE(c_in, cond_channels, hidden, norm)
+        self.conv_0 = wrap(nn.Conv2d(c_in, middle, 3, padding=1))
+        self.norm_1 = SPADE(middle, cond_channels, hidden, norm)
+        self.conv_1 = wrap(nn.Conv2d(middle, c_out, 3, padding=1))
+        self.learned_shortcut = c_in != c_out
+        if self.learned_shortcut:
+            self.norm_s = SPADE(c_in, cond_channels, hidden, norm)
+            self.conv_s = wrap(nn.Conv2d(c_in, c_out, 1, bias=False))
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        shortcut = self.conv_s(self.norm_s(x, cond)) if self.learned_shortcut else x
+        dx = self.conv_0(F.leaky_relu(self.norm_0(x, cond), 0.2))
+        dx = self.conv_1(F.leaky_relu(self.norm_1(dx, cond), 0.2))
+        return shortcut + dx
+
+
+@NETWORKS.register("oasis_generator")
+class OASISGenerator(nn.Module):
+    """label_channels: classes (+1 with an instance-boundary channel). forward(semantic, noise)
+    with semantic (B, label_channels, H, W) and noise (B, z_dim, H, W) -> (B, 3, H, W) in [-1, 1]."""
+
+    def __init__(self, label_channels: int, z_dim: int = 64, width: int = 64, n_blocks: int = 6,
+                 spade_hidden: int = 128, norm: str = "batch", spectral_norm: bool = True):
+        super().__init__()
+        if n_blocks < 1:
+            raise ValueError(f"n_blocks must be at least 1, got {n_blocks}")
+        self.label_channels, self.z_dim, self.n_blocks = label_channels, z_dim, n_blocks
+        self.size_multiple = 2 ** (n_blocks - 1)
+        # the paper's [16, 16, 16, 8, 4, 2, 1] x width for 6 blocks: at most 16x, halving towards the output
+        channels = [width * min(16, 2 ** (n_blocks - i)) for i in range(n_blocks + 1)]
+        cond = label_channels + z_dim
+        self.fc = nn.Conv2d(cond, channels[0], 3, padding=1)
+        self.body = nn.ModuleList(SPADEResBlock(channels[i], channels[i + 1], cond, spade_hidden, norm, spectral_norm)
+                                  for i in range(n_blocks))
+        self.conv_img = nn.Conv2d(channels[-1], 3, 3, padding=1)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for m in self.modules():  # OASIS: Xavier normal, gain 0.02; spectral norm then fixes each conv's scale
+            if isinstance(m, nn.Conv2d):
+                weight = m.parametrizations.weight.original if hasattr(m, "parametrizations") else m.weight
+                nn.init.xavier_normal_(weight, gain=0.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+
+    def forward(self, semantic: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        check_size(self, semantic.shape[-2], semantic.shape[-1])
+        if semantic.shape[1] != self.label_channels:
+            raise ValueError(f"OASISGenerator expects {self.label_channels} label channels, got {semantic.shape[1]}")
+        if noise is None:  # one draw per image, the same at every pixel
+            b, _, h, w = semantic.shape
+            noise = torch.randn(b, self.z_dim, 1, 1, device=semantic.device, dtype=semantic.dtype).expand(-1, -1, h, w)
+        cond = torch.cat([noise, semantic], 1)
+        h, w = semantic.shape[-2] // self.size_multiple, semantic.shape[-1] // self.size_multiple
+        x = self.fc(F.interpolate(cond, size=(h, w), mode="nearest"))
+        for i, block in enumerate(self.body):
+            x = block(x, cond)
+            if i < self.n_blocks - 1:
+                x = F.interpolate(x, scale_factor=2, mode="nearest")
+        return torch.tanh(self.conv_img(F.leaky_relu(x, 0.2)))
+
+    def receptive_radius(self) -> int:
+        """How far (Chebyshev distance, output pixels) a change of the input can reach when every
+        norm is pointwise (batch norm in eval mode, or none); beyond it outputs are bit-identical.
+
+        Block i runs at scale s_i = 2**(n_blocks-1-i) output pixels per pixel. Nearest resizing
+        reads one input pixel per block pixel, so a change enters the coarsest scale within
+        s_0 - 1 pixels; there at most 4 chained 3x3 convs act on it (SPADE's shared and gamma/beta
+        convs, then conv_0 and conv_1), each spreading it by s_0; every later block adds conv_0
+        and conv_1 (2 s_i; SPADE's convs there only start shorter paths); nearest upsampling
+        spreads nothing and the output conv adds 1: 5 s_0 + 2 (s_1 + ... + s_last) in all."""
+        coarse = 2 ** (self.n_blocks - 1)
+        return 5 * coarse + 2 * (coarse - 1)
