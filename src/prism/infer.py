@@ -6,6 +6,7 @@ overwrites an input.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -75,39 +76,59 @@ def save_image(img: Image.Image, path: Path) -> Path:
 
 
 def run_on_files(inputs, out_dir, process: Callable[[list], list[Image.Image]], batch_size: int = 8,
-                 suffix: str = "", progress: bool = True, max_pixels: int | None = None) -> RunReport:
-    """process(list of LoadedImage) -> list of PIL images, one per input."""
+                 suffix: str = "", progress: bool = True, max_pixels: int | None = None,
+                 io_threads: int = 2) -> RunReport:
+    """process(list of LoadedImage) -> list of PIL images, one per input.
+
+    Decoding the next batch and encoding the previous one run in `io_threads` worker threads while
+    the network works on the current batch (PIL and torch release the GIL), so the network is not
+    left waiting on JPEG codecs.
+    """
     pairs = plan_outputs(inputs, Path(out_dir), suffix)
     claimed = {p.resolve() for pair in pairs for p in pair}
     report = RunReport()
+    batches = [pairs[i:i + batch_size] for i in range(0, len(pairs), batch_size)]
+    read = (lambda src: read_image(src, max_pixels)) if max_pixels else read_image
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, disable=not progress) as bar:
+    with Progress(*columns, disable=not progress) as bar, ThreadPoolExecutor(max(1, io_threads)) as pool:
         task = bar.add_task("images", total=len(pairs))
-        for start in range(0, len(pairs), batch_size):
+        reads = [pool.submit(read, src) for src, _ in batches[0]] if batches else []
+        writes: list = []
+        for k, batch in enumerate(batches):
+            current = reads
+            reads = [pool.submit(read, src) for src, _ in batches[k + 1]] if k + 1 < len(batches) else []
             chunk, loaded = [], []
-            for src, dst in pairs[start:start + batch_size]:
+            for (src, dst), future in zip(batch, current):
                 try:
-                    loaded.append(read_image(src, max_pixels) if max_pixels else read_image(src))
+                    loaded.append(future.result())
                     chunk.append((src, dst))
                 except ImageReadError as e:
                     report.failed.append((src, e.reason))
+            results = []
             if loaded:
                 try:
                     results = process(loaded)
                 except Exception as e:  # one bad batch must not lose the rest
                     report.failed += [(s, f"{type(e).__name__}: {e}") for s, _ in chunk]
-                    results = []
-                for (src, dst), img in zip(chunk, results):
-                    try:
-                        final = output_path(img, dst)
-                        if final != dst:  # renamed (alpha kept as PNG): must not land on a claimed path
-                            final = unclaimed(final, claimed)
-                            claimed.add(final.resolve())
-                        report.written.append(save_image(img, final))
-                    except OSError as e:
-                        report.failed.append((src, f"cannot write {dst}: {e}"))
-            bar.update(task, advance=len(pairs[start:start + batch_size]))
+            _collect(writes, report)  # the previous batch's files: bounded memory, ordered report
+            for (src, dst), img in zip(chunk, results):
+                final = output_path(img, dst)
+                if final != dst:  # renamed (alpha kept as PNG): must not land on a claimed path
+                    final = unclaimed(final, claimed)
+                    claimed.add(final.resolve())
+                writes.append((src, final, pool.submit(save_image, img, final)))
+            bar.update(task, advance=len(batch))
+        _collect(writes, report)
     return report
+
+
+def _collect(writes: list, report: RunReport) -> None:
+    for src, dst, future in writes:
+        try:
+            report.written.append(future.result())
+        except OSError as e:
+            report.failed.append((src, f"cannot write {dst}: {e}"))
+    writes.clear()
 
 
 __all__ = ["IMAGE_EXTS", "RunReport", "plan_outputs", "run_on_files", "save_image"]

@@ -1,0 +1,126 @@
+"""Colorization throughput, end to end (JPEG files in, files out), for the inference paths PRISM
+offers, against the plain fp32 batch-1 eager loop; and the generator's achieved GFLOP/s as a
+share of this machine's measured bf16 and fp32 matrix-multiply peaks. Prints a table.
+
+    .venv/bin/python benchmarks/throughput.py [--model colorizer] [--count 48] [--compile]
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+import prism
+from prism.data.images import read_image
+from prism.infer import run_on_files, save_image
+
+
+def make_inputs(folder: Path, count: int) -> list[Path]:
+    from skimage import data
+    photos = [data.astronaut(), data.coffee(), data.chelsea(), data.rocket()]
+    paths = []
+    for i in range(count):
+        img = Image.fromarray(photos[i % 4]).convert("L").resize((256, 256), Image.BICUBIC)
+        paths.append(folder / f"{i:03d}.jpg")
+        img.save(paths[-1], quality=90)
+    return paths
+
+
+def plain_loop(colorizer, files, out: Path) -> float:
+    t = time.perf_counter()
+    for f in files:
+        save_image(colorizer.colorize(read_image(f)), out / f.name)
+    return len(files) / (time.perf_counter() - t)
+
+
+def pipeline(colorizer, folder, out: Path, batch: int, threads: int) -> float:
+    n = len(list(folder.glob("*.jpg")))
+    t = time.perf_counter()
+    report = run_on_files([folder], out, lambda imgs: colorizer.colorize_batch(imgs, batch_size=batch),
+                          batch_size=batch, progress=False, io_threads=threads)
+    assert not report.failed
+    return n / (time.perf_counter() - t)
+
+
+def gemm_peak(dtype, n: int = 2048, repeats: int = 10) -> float:
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b
+    t = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * n ** 3 * repeats / (time.perf_counter() - t) / 1e9
+
+
+def generator_gflops(colorizer, size: int = 256, batch: int = 8, dtype=None) -> tuple[float, float]:
+    """(GFLOP per 256 px image, achieved GFLOP/s of the network alone at batch 8)."""
+    from torch.utils.flop_counter import FlopCounterMode
+    G = colorizer.G
+    x = torch.randn(batch, 1, size, size)
+    if getattr(colorizer, "channels_last", False):
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        G(x)
+    flops = counter.get_total_flops() / batch
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype is torch.bfloat16):
+        G(x)
+        t = time.perf_counter()
+        for _ in range(3):
+            G(x)
+        rate = 3 * batch / (time.perf_counter() - t)
+    return flops / 1e9, flops * rate / 1e9
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--model", default="colorizer")
+    p.add_argument("--count", type=int, default=48)
+    p.add_argument("--compile", action="store_true", help="also measure torch.compile (slow to warm up)")
+    a = p.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        (tmp / "in").mkdir()
+        files = make_inputs(tmp / "in", a.count)
+        rows = []
+        base = prism.load_model(a.model)
+        base.colorize(read_image(files[0]))  # warm-up
+        baseline = plain_loop(base, files, _out(tmp, "plain"))
+        rows.append(("plain loop: fp32, batch 1, eager, no threads", baseline))
+        rows.append(("batch 8 + decode/encode threads", pipeline(base, tmp / "in", _out(tmp, "b8"), 8, 2)))
+        fast = prism.load_model(a.model).speedups(channels_last=True)
+        rows.append(("batch 8 + threads + channels-last", pipeline(fast, tmp / "in", _out(tmp, "cl"), 8, 2)))
+        bf16 = prism.load_model(a.model).speedups(channels_last=True)
+        bf16.precision = "bf16"
+        rows.append(("batch 8 + threads + channels-last + bf16", pipeline(bf16, tmp / "in", _out(tmp, "bf"), 8, 2)))
+        if a.compile:
+            comp = prism.load_model(a.model).speedups(channels_last=True, compile=True)
+            comp.colorize_batch([read_image(f) for f in files[:8]])  # compile
+            rows.append(("batch 8 + threads + channels-last + compile", pipeline(comp, tmp / "in", _out(tmp, "co"), 8, 2)))
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {a.count} 256x256 JPEGs, end to end\n")
+    w = max(len(r[0]) for r in rows)
+    print(f"{'path':<{w}}  {'images/s':>9}  {'x plain':>7}")
+    for name, rate in rows:
+        print(f"{name:<{w}}  {rate:9.1f}  {rate / baseline:7.2f}")
+    best = max(r[1] for r in rows)
+    print(f"\ntarget >= 3x plain: {'met' if best >= 3 * baseline else 'MISSED'} (best {best / baseline:.2f}x)")
+    peak_bf16, peak_fp32 = gemm_peak(torch.bfloat16), gemm_peak(torch.float32)
+    gf, achieved = generator_gflops(fast)
+    _, achieved_bf16 = generator_gflops(bf16, dtype=torch.bfloat16)
+    print(f"\nmatmul peak (2048^3): bf16 {peak_bf16:.0f} GFLOP/s, fp32 {peak_fp32:.0f} GFLOP/s")
+    print(f"generator: {gf:.2f} GFLOP per 256 px image; network alone at batch 8: fp32 {achieved:.0f} GFLOP/s "
+          f"({achieved / peak_bf16:.0%} of the bf16 peak, {achieved / peak_fp32:.0%} of fp32), "
+          f"bf16 {achieved_bf16:.0f} GFLOP/s ({achieved_bf16 / peak_bf16:.0%} of the bf16 peak)")
+    print(f"target >= 40% of the bf16 GEMM peak: {'met' if max(achieved, achieved_bf16) >= 0.4 * peak_bf16 else 'MISSED'}")
+
+
+def _out(tmp: Path, name: str) -> Path:
+    (tmp / name).mkdir()
+    return tmp / name
+
+
+if __name__ == "__main__":
+    main()
