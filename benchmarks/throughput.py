@@ -47,7 +47,7 @@ def pipeline(colorizer, folder, out: Path, batch: int, threads: int) -> float:
     return n / (time.perf_counter() - t)
 
 
-def gemm_peak(dtype, n: int = 2048, repeats: int = 10) -> float:
+def gemm_peak(dtype, n: int = 1024, repeats: int = 3) -> float:
     a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     a @ b
     t = time.perf_counter()
@@ -69,9 +69,10 @@ def generator_gflops(colorizer, size: int = 256, batch: int = 8, dtype=None) -> 
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype is torch.bfloat16):
         G(x)
         t = time.perf_counter()
-        for _ in range(3):
+        reps = 1 if dtype is torch.bfloat16 else 3
+        for _ in range(reps):
             G(x)
-        rate = 3 * batch / (time.perf_counter() - t)
+        rate = reps * batch / (time.perf_counter() - t)
     return flops / 1e9, flops * rate / 1e9
 
 
@@ -95,7 +96,10 @@ def main():
         rows.append(("batch 8 + threads + channels-last", pipeline(fast, tmp / "in", _out(tmp, "cl"), 8, 2)))
         bf16 = prism.load_model(a.model).speedups(channels_last=True)
         bf16.precision = "bf16"
-        rows.append(("batch 8 + threads + channels-last + bf16", pipeline(bf16, tmp / "in", _out(tmp, "bf"), 8, 2)))
+        (tmp / "in8").mkdir()  # bf16 is emulated (very slow) on CPUs without bf16 units: 8 images suffice
+        for f in files[:8]:
+            (tmp / "in8" / f.name).write_bytes(f.read_bytes())
+        rows.append(("batch 8 + threads + channels-last + bf16 (8 images)", pipeline(bf16, tmp / "in8", _out(tmp, "bf"), 8, 2)))
         if a.compile:
             comp = prism.load_model(a.model).speedups(channels_last=True, compile=True)
             comp.colorize_batch([read_image(f) for f in files[:8]])  # compile
@@ -110,12 +114,14 @@ def main():
     peak_bf16, peak_fp32 = gemm_peak(torch.bfloat16), gemm_peak(torch.float32)
     gf, achieved = generator_gflops(fast)
     _, achieved_bf16 = generator_gflops(bf16, dtype=torch.bfloat16)
-    print(f"\nmatmul peak (2048^3): bf16 {peak_bf16:.0f} GFLOP/s, fp32 {peak_fp32:.0f} GFLOP/s")
-    print(f"generator: {gf:.2f} GFLOP per 256 px image; network alone at batch 8: fp32 {achieved:.0f} GFLOP/s "
-          f"({achieved / peak_bf16:.0%} of the bf16 peak, {achieved / peak_fp32:.0%} of fp32), "
-          f"bf16 {achieved_bf16:.0f} GFLOP/s ({achieved_bf16 / peak_bf16:.0%} of the bf16 peak)")
-    print(f"target >= 40% of the bf16 GEMM peak: {'met' if max(achieved, achieved_bf16) >= 0.4 * peak_bf16 else 'MISSED'}")
-
+    peak = max(peak_bf16, peak_fp32)  # a CPU without bf16 units emulates bf16: its real peak is fp32's
+    print(f"\nmatmul peak (1024^3): bf16 {peak_bf16:.0f} GFLOP/s, fp32 {peak_fp32:.0f} GFLOP/s"
+          + ("  (bf16 is emulated on this CPU)" if peak_bf16 < peak_fp32 else ""))
+    print(f"generator: {gf:.2f} GFLOP per 256 px image; network alone at batch 8: fp32 {achieved:.0f} GFLOP/s, "
+          f"bf16 {achieved_bf16:.0f} GFLOP/s; best = {max(achieved, achieved_bf16) / peak:.0%} of the machine's "
+          f"matmul peak ({peak:.0f} GFLOP/s)")
+    print(f"target >= 40% of the bf16 GEMM peak (here: of the fastest matmul peak): "
+          f"{'met' if max(achieved, achieved_bf16) >= 0.4 * peak else 'MISSED'}")
 
 def _out(tmp: Path, name: str) -> Path:
     (tmp / name).mkdir()
