@@ -67,20 +67,27 @@ def colorize(inputs: List[Path] = typer.Argument(..., help="Image files and/or f
              precision: str = typer.Option("fp32", "--precision", help="fp32 or bf16 (autocast; pays off on GPUs and CPUs with bf16 units)."),
              progress: bool = typer.Option(True, "--progress/--no-progress")):
     """Colorize black-and-white photos at full resolution; writes into --out, never over an input."""
-    import prism
-    from prism.modelio import ModelError
-    try:
-        colorizer = prism.load_model(_backend_model(model, backend), device=device)
-    except (ModelError, ValueError, ImportError) as e:
-        _fail(str(e))
-    if getattr(colorizer, "task", None) != "colorize":
-        _fail(f"model '{model}' is a {getattr(colorizer, 'task', '?')} model, not a colorizer")
+    colorizer = _load(_backend_model(model, backend), device, ("colorize",), "colorization")
     if render_size:
         colorizer.render_size = render_size
     if precision not in ("fp32", "bf16"):
         _fail(f"--precision must be fp32 or bf16, got '{precision}'")
     colorizer.precision = precision
     _run_files(inputs, out_dir, lambda imgs: colorizer.colorize_batch(imgs, saturation, batch_size), batch_size, progress)
+
+
+def _load(model: Optional[str], device: str, tasks: tuple[str, ...], what: str):
+    """prism.load_model with the CLI's error handling: a clear message if the model is missing or
+    belongs to another task."""
+    import prism
+    from prism.modelio import ModelError
+    try:
+        predictor = prism.load_model(model, device=device)
+    except (ModelError, ValueError, ImportError) as e:
+        _fail(str(e))
+    if getattr(predictor, "task", None) not in tasks:
+        _fail(f"model '{model}' is a {getattr(predictor, 'task', '?')} model, not a {what} model")
+    return predictor
 
 
 def _backend_model(model: Optional[str], backend: str) -> Optional[str]:
@@ -236,14 +243,7 @@ def translate(inputs: List[Path] = typer.Argument(..., help="Image files and/or 
 
 
 def _load_translator(model: str, device: str, direction: Optional[str]):
-    import prism
-    from prism.modelio import ModelError
-    try:
-        translator = prism.load_model(model, device=device)
-    except ModelError as e:
-        _fail(str(e))
-    if not hasattr(translator, "translate_batch"):
-        _fail(f"model '{model}' is a {getattr(translator, 'task', '?')} model, not a translation (pix2pix / cyclegan) model")
+    translator = _load(model, device, ("pix2pix", "cyclegan"), "translation (pix2pix / cyclegan)")
     try:
         translator.generator(direction)
     except ValueError as e:
@@ -339,15 +339,8 @@ def synthesize(labels: List[Path] = typer.Argument(..., help="Label map files an
                device: str = typer.Option("cpu", "--device"),
                progress: bool = typer.Option(True, "--progress/--no-progress")):
     """Label maps -> photos with an OASIS model, each the size of its label map; writes into --out, never over an input."""
-    import prism
     from prism.data.images import DataError
-    from prism.modelio import ModelError
-    try:
-        synth = prism.load_model(model, device=device)
-    except ModelError as e:
-        _fail(str(e))
-    if getattr(synth, "task", None) != "oasis":
-        _fail(f"model '{model}' is a {getattr(synth, 'task', '?')} model, not a semantic synthesis (oasis) model")
+    synth = _load(model, device, ("oasis",), "semantic synthesis (oasis)")
     from prism.tasks.oasis import synthesize_files
     try:
         if resample_class is not None:
@@ -362,15 +355,7 @@ def synthesize(labels: List[Path] = typer.Argument(..., help="Label map files an
 
 
 def _load_face_model(model: str, device: str):
-    import prism
-    from prism.modelio import ModelError
-    try:
-        generator = prism.load_model(model, device=device)
-    except ModelError as e:
-        _fail(str(e))
-    if getattr(generator, "task", None) != "stylegan":
-        _fail(f"model '{model}' is a {getattr(generator, 'task', '?')} model, not a stylegan face model")
-    return generator
+    return _load(model, device, ("stylegan",), "stylegan face")
 
 
 @app.command()
