@@ -163,8 +163,10 @@ def _print_results(results: dict) -> None:
     for label, vals in rows.items():
         table.add_row(label, *[f"{vals[n]:.4g}" if isinstance(vals.get(n), float) else str(vals.get(n, "")) for n in names])
     Console().print(table)
-    extra = {k: v for k, v in results.items() if k not in ("rows", "task", "data", "count")}
-    Console().print("  ".join(f"{k}: {v}" for k, v in extra.items()))
+    extra = {k: v for k, v in results.items() if k not in ("rows", "task", "data", "count", "skipped")}
+    Console().print("  ".join(f"{k}: {v}" for k, v in extra.items()), soft_wrap=True)
+    for line in results.get("skipped", []):
+        console.print(f"[yellow]skipped[/] {line}", soft_wrap=True)
 
 
 @app.command()

@@ -54,6 +54,6 @@ def evaluate_colorizer(colorizer, data, limit: int = 0, batch_size: int = 16, pr
         "task": "colorize", "data": str(data), "count": n, "rows": rows,
         "images_per_s": round(n / seconds, 2) if seconds else None,
         "peak_rss_mb": round(peak_rss_mb(), 1), "render_size": colorizer.render_size,
-        "model": colorizer.card.get("training", {}).get("run") or colorizer.card.get("name", "?"),
+        "model": colorizer.card.get("name") or colorizer.card.get("training", {}).get("run", "?"),
         "skipped": skipped,
     }
