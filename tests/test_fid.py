@@ -16,6 +16,7 @@ from torch import nn
 
 from prism.fid import inception as inc
 from prism.fid import metrics as fm
+from prism.weights import sha256
 
 SIDE = 8            # test images are SIDE x SIDE RGB
 DIM = 16            # projection feature size
@@ -380,7 +381,7 @@ def test_distribution_metrics_with_the_inception_network(tmp_path, monkeypatch, 
     with pytest.warns(UserWarning, match="not the official"):
         first = run()
     assert first["real_count"] == 4 and first["fake_count"] == 3 and first["kid_subset_size"] == 3
-    assert first["feature"] == f"fid-inception-v3:sha256={inc._sha256(path)}"
+    assert first["feature"] == f"fid-inception-v3:sha256={sha256(path)}"
     assert np.isfinite(first["kid_mean"]) and first["kid_mean"] != 0
     with pytest.warns(UserWarning, match="not the official"):
         second = run()

@@ -8,12 +8,13 @@ is read with torch.load(weights_only=True): a checkpoint that would run code is 
 """
 from __future__ import annotations
 
-import hashlib
 import re
 import time
 from pathlib import Path
 
 import torch
+
+from prism import weights
 
 from prism.nets.resnet_generator import ResnetGenerator
 
@@ -50,27 +51,17 @@ def import_pytorch_cyclegan(path: str | Path, out_dir: str | Path, direction: st
     card = {
         "task": "cyclegan", "nets": {name: {"arch": "resnet_generator", **spec}},
         "options": {"directions": {direction: name}},
-        "training": {"imported_from": REFERENCE, "file": path.name, "sha256": _sha256(path),
+        "training": {"imported_from": REFERENCE, "file": path.name, "sha256": weights.sha256(path),
                      "date": time.strftime("%Y-%m-%d"), "torch": torch.__version__},
     }
     return save_model(out_dir, {name: net}, card)
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise ImportFormatError(f"{path}: no such file")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # not a torch file, truncated, or a pickle that would run code
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ImportFormatError(f"{path}: not a PyTorch state dict that loads without running code "
-                                f"({type(e).__name__}: {reason[:200]})") from None
-    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        what = (type(obj).__name__ if not isinstance(obj, dict) else
-                "a dict holding non-tensor values" if obj else "an empty dict")
-        raise ImportFormatError(f"{path}: expected a generator state dict (parameter name -> tensor), got {what}")
-    # Saved from DataParallel by some forks; harmless to strip.
-    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in obj.items()}
+        return weights.read_state_dict(path, what="generator state dict")
+    except (FileNotFoundError, ValueError) as e:
+        raise ImportFormatError(str(e)) from None
 
 
 def infer_resnet_spec(state: dict[str, torch.Tensor], path: Path) -> dict:
@@ -115,10 +106,3 @@ def _preview(state: dict, n: int = 4) -> str:
     keys = list(state)
     return ", ".join(keys[:n]) + (f", ... ({len(keys)} keys)" if len(keys) > n else "")
 
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

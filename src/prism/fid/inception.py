@@ -17,7 +17,6 @@ PRISM never downloads the weights: `load_fid_inception` reads them from a path t
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
 from pathlib import Path
@@ -25,6 +24,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from prism.weights import read_state_dict as read_weights_file, sha256
 
 WEIGHTS_FILENAME = "pt_inception-2015-12-05-6726825d.pth"
 WEIGHTS_URL = ("https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
@@ -280,22 +281,7 @@ def find_weights(path=None) -> Path:
 
 def read_state_dict(path) -> dict[str, torch.Tensor]:
     """Tensors of a .pth (read with weights_only=True: no code in the file is run) or .safetensors file."""
-    path = Path(path)
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-        return load_file(str(path))
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(state, dict):
-        raise ValueError(f"{path}: expected a state dict (name -> tensor), found {type(state).__name__}")
-    return state
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return read_weights_file(path)
 
 
 def check_state_dict(model: nn.Module, state: dict[str, torch.Tensor], source="state dict") -> dict:
@@ -326,7 +312,7 @@ def load_fid_inception(path=None, device="cpu") -> FIDInceptionV3:
     model = FIDInceptionV3()
     state = check_state_dict(model, read_state_dict(weights), source=str(weights))
     model.load_state_dict(state, strict=True)
-    sha = _sha256(weights)
+    sha = sha256(weights)
     if not sha.startswith(OFFICIAL_SHA256_PREFIX):
         warnings.warn(f"{weights}: sha256 {sha[:16]}... is not the official {WEIGHTS_FILENAME} "
                       f"(sha256 {OFFICIAL_SHA256_PREFIX}...); FID/KID/MiFID computed with it are not "

@@ -4,7 +4,6 @@ The encoder mirrors torchvision's resnet18 attribute names exactly so an ImageNe
 (resnet18-*.pth or .safetensors) loads with strict key checking, without importing torchvision."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -128,21 +127,8 @@ class ResNetUNet(nn.Module):
         """Load a torchvision-layout resnet18 state dict (.pth or .safetensors) into the encoder.
         fc.* is dropped; a 3-channel conv1 is folded to in_channels by summing over RGB (a gray
         image fed as R=G=B then gives the same stem response); everything else must match."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"encoder weights file not found: {path}")
-        try:
-            if path.suffix == ".safetensors":
-                from safetensors.torch import load_file
-                sd = load_file(str(path), device="cpu")
-            else:
-                sd = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # corrupt / not a checkpoint / unsafe pickle
-            raise ValueError(f"could not read encoder weights from {path}: {e}") from e
-        if isinstance(sd, dict) and isinstance(sd.get("state_dict"), dict):
-            sd = sd["state_dict"]
-        if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-            raise ValueError(f"{path} does not hold a state dict of tensors")
+        from prism.weights import read_state_dict
+        sd = read_state_dict(path, what="resnet18 state dict")
         sd = {k: v for k, v in sd.items() if not k.startswith("fc.")}
         own = self.encoder.state_dict()
         w = sd.get("conv1.weight")

@@ -19,6 +19,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from prism.weights import read_state_dict
+
 VGG16_CONV = [(3, 64), (64, 64), "M", (64, 128), (128, 128), "M", (128, 256), (256, 256), (256, 256), "M",
               (256, 512), (512, 512), (512, 512), "M", (512, 512), (512, 512), (512, 512), "M"]
 LPIPS_TAPS = (3, 8, 15, 22, 29)        # indices of relu1_2, relu2_2, relu3_3, relu4_3, relu5_3 in `features`
@@ -113,8 +115,7 @@ def _load_state(path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise LPIPSUnavailable(f"{path}: no such weight file")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    return state.get("state_dict", state) if isinstance(state, dict) else {}
+    return read_state_dict(path, what="VGG16/LPIPS state dict")
 
 
 def _load_exact(module: nn.Module, state: dict, path, what: str, prefix: str = "") -> None:
