@@ -29,7 +29,7 @@ TRAINER_DEFAULTS = {
         "precision": "32-true",   # 32-true | bf16-mixed | 16-mixed
         "lr_schedule": "constant",  # constant | linear_decay (to 0 from decay_start)
         "decay_start": 0.5,       # fraction of steps
-        "ema": 0.0,               # decay of the generator EMA; 0 = off
+        "ema": 0.0,               # decay of the generator EMA (warmed up as min(ema, (1+k)/(10+k))); 0 = off
         "ema_start": 0,
         "log_every": 10,
         "sample_every": 200,

@@ -17,6 +17,7 @@ from prism import color, metrics
 from prism.data.folder import ImageFolder
 from prism.data.images import read_image, read_image_bytes, to_float
 from prism.losses import AdversarialLoss, feature_matching_loss, reconstruction_loss
+from prism.nets.binned_chroma import rebalance_weights
 from prism.registry import TASKS
 from prism.tasks.base import Phase, Task
 from prism.train.loggers import image_grid
@@ -34,7 +35,8 @@ class ColorizeTask(Task):
                  "D": {"arch": "patchgan", "in_channels": 3, "width": 64, "n_layers": 3, "norm": "batch"}},
         "optim": {"G": {"lr": 2e-4, "betas": [0.5, 0.999]}, "D": {"lr": 2e-4, "betas": [0.5, 0.999]}},
         "loss": {"adversarial": "bce", "gan_weight": 1.0, "recon": "l1", "recon_weight": 100.0,
-                 "pretrain_steps": 0, "feature_matching_weight": 0.0, "conditional_d": True},
+                 "pretrain_steps": 0, "feature_matching_weight": 0.0, "conditional_d": True,
+                 "rebalance": 0.5},  # recon binned_ce only: prior/uniform mix of the colour rebalancing
         "render_size": 256,
     }
 
@@ -56,6 +58,10 @@ class ColorizeTask(Task):
     # --- training -----------------------------------------------------------------------------------
     def phases(self) -> list[Phase]:
         loss = self.cfg["loss"]
+        if loss["recon"] == "binned_ce" and not hasattr(self.plain("G"), "decode"):
+            from prism.config import ConfigError
+            raise ConfigError("loss.recon=binned_ce needs a binned_chroma generator: "
+                              "nets.G={arch: binned_chroma, backbone: {arch: unet, ...}}")
         self.adv = AdversarialLoss(loss["adversarial"])
         pre = loss["pretrain_steps"]
         phases = [Phase("G_pretrain", "G", self.g_pretrain_step, stop=pre)] if pre else []
@@ -75,14 +81,41 @@ class ColorizeTask(Task):
     def _d_input(self, L, ab):
         return torch.cat([L, ab], 1) if self.cfg["loss"]["conditional_d"] else ab
 
+    def generate(self, L, state):
+        """G's ab, once per step; a binned-chroma G also leaves its logits for the loss."""
+        if "fake" not in state:
+            if self.cfg["loss"]["recon"] == "binned_ce":
+                state["logits"] = self.nets["G"](L, return_logits=True)
+                state["fake"] = self.plain("G").decode(state["logits"])
+            else:
+                state["fake"] = self.nets["G"](L)
+        return state["fake"]
+
+    def recon_loss(self, ab, state):
+        w = self.cfg["loss"]
+        if w["recon"] != "binned_ce":
+            return reconstruction_loss(w["recon"], state["fake"], ab)
+        G = self.plain("G")
+        counts = G.bin_counts(ab).cpu()  # the colour prior, accumulated over all training batches
+        self.chroma_counts = counts if getattr(self, "chroma_counts", None) is None else self.chroma_counts + counts
+        return G.loss(state["logits"], ab, rebalance_weights(self.chroma_counts, G.grid, w["rebalance"]))
+
+    def state_dict(self) -> dict:
+        counts = getattr(self, "chroma_counts", None)
+        return {} if counts is None else {"chroma_counts": counts}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.chroma_counts = state.get("chroma_counts")
+
     def g_pretrain_step(self, batch, state):
         L, ab = self.inputs_and_targets(batch, state)
-        rec = reconstruction_loss(self.cfg["loss"]["recon"], self.nets["G"](L), ab)
+        self.generate(L, state)
+        rec = self.recon_loss(ab, state)
         return self.cfg["loss"]["recon_weight"] * rec, {"G_recon": rec.detach()}
 
     def d_step(self, batch, state):
         L, ab = self.inputs_and_targets(batch, state)
-        state["fake"] = fake = self.nets["G"](L)
+        fake = self.generate(L, state)
         loss = self.adv.d_loss(self.nets["D"](self._d_input(L, ab)), self.nets["D"](self._d_input(L, fake.detach())))
         return loss, {"D": loss.detach()}
 
@@ -92,7 +125,7 @@ class ColorizeTask(Task):
         fm = w["feature_matching_weight"] > 0
         out = self.nets["D"](self._d_input(L, fake), return_features=fm)
         gan = self.adv.g_loss(out[0] if fm else out)
-        rec = reconstruction_loss(w["recon"], fake, ab)
+        rec = self.recon_loss(ab, state)
         total = w["gan_weight"] * gan + w["recon_weight"] * rec
         logs = {"G_gan": gan.detach(), "G_recon": rec.detach()}
         if fm:

@@ -154,7 +154,9 @@ class Trainer:
 
     def _update_ema(self) -> None:
         t = self.cfg["train"]
-        decay = t["ema"] if self.step >= t["ema_start"] else 0.0
+        # Warm-up (as TF's num_updates): a short run's average must not keep ~30% of the random init.
+        k = self.step - t["ema_start"]
+        decay = min(t["ema"], (1 + k) / (10 + k)) if k >= 0 else 0.0
         with torch.no_grad():
             for name, ema in self.ema.items():
                 src = self.task.plain(name)

@@ -1,0 +1,94 @@
+"""Compare colorization recipes trained at equal compute (scripts/train_recipes.sh): evaluate each
+run's final checkpoint on the val photos, read its training speed from log.jsonl, and draw one
+contact sheet of the same 12 val photos for every recipe (gray | recipes... | truth).
+
+    .venv/bin/python scripts/recipe_report.py runs/recipes/0000* --val ../shared/data/colorization/intel-scenes/val \
+        --sheet docs/colorization-recipes.png --json docs/colorization-recipes.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+import prism
+from prism import color
+from prism.data.images import list_images, read_image
+from prism.evaluation import evaluate_colorizer
+from prism.train.checkpoint import CHECKPOINT_DIR
+
+
+def training_speed(run: Path) -> dict:
+    """Images/s over the run from log.jsonl timestamps (includes validation and sampling pauses)."""
+    lines = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines() if x.strip()]
+    cfg = (run / "config.yaml").read_text()
+    batch = int(next(x.split(":")[1] for x in cfg.splitlines() if x.strip().startswith("batch_size:")))
+    losses = [x for x in lines if "step" in x and "time" in x]
+    steps, seconds = losses[-1]["step"] - losses[0]["step"], losses[-1]["time"] - losses[0]["time"]
+    return {"steps": losses[-1]["step"], "train_images_per_s": round(steps * batch / seconds, 2) if seconds else None}
+
+
+def pick_photos(val: str, count: int) -> list[Path]:
+    files = list_images(val)
+    stride = max(1, len(files) // count)
+    return files[stride // 2::stride][:count]  # spread over the sorted class folders
+
+
+def contact_sheet(columns: dict[str, list[Image.Image]], out: Path, cell: int = 150) -> None:
+    header = 22
+    names = list(columns)
+    rows = len(next(iter(columns.values())))
+    sheet = Image.new("RGB", (len(names) * (cell + 4), header + rows * (cell + 4)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for c, name in enumerate(names):
+        draw.text((c * (cell + 4) + 4, 5), name, fill="black")
+        for r, im in enumerate(columns[name]):
+            sheet.paste(im.convert("RGB").resize((cell, cell)), (c * (cell + 4), header + r * (cell + 4)))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(out)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("runs", nargs="+", type=Path)
+    p.add_argument("--val", required=True)
+    p.add_argument("--sheet", type=Path, default=Path("docs/colorization-recipes.png"))
+    p.add_argument("--json", type=Path, default=Path("docs/colorization-recipes.json"))
+    p.add_argument("--photos", type=int, default=12)
+    p.add_argument("--checkpoint", default="latest.pt", help="compare final weights, not the best-PSNR ones")
+    a = p.parse_args()
+
+    photos = pick_photos(a.val, a.photos)
+    truths = [read_image(f).rgb for f in photos]
+    grays = [np.ascontiguousarray(color.gray_rgb(torch.from_numpy(t).permute(2, 0, 1)[None])[0].permute(1, 2, 0).numpy())
+             for t in truths]
+    columns = {"gray input": [Image.fromarray((g * 255 + 0.5).astype("uint8")) for g in grays]}
+    table = {}
+    for run in a.runs:
+        name = run.name.split("-", 1)[1]
+        model = prism.load_model(run / CHECKPOINT_DIR / a.checkpoint)
+        result = evaluate_colorizer(model, a.val, progress=False)
+        table[name] = {**result["rows"]["model"], **training_speed(run), "colorize_images_per_s": result["images_per_s"]}
+        table.setdefault("gray baseline", result["rows"]["gray baseline"])
+        table.setdefault("ground truth", result["rows"]["ground truth"])
+        columns[name] = model.colorize_batch(grays)
+        print(name, json.dumps(table[name]))
+    columns["ground truth"] = [Image.fromarray((t * 255 + 0.5).astype("uint8")) for t in truths]
+    contact_sheet(columns, a.sheet)
+    a.json.write_text(json.dumps({"val": a.val, "checkpoint": a.checkpoint, "photos": [str(x) for x in photos],
+                                  "rows": table}, indent=1))
+    print("| recipe | PSNR | SSIM | CIEDE2000 | colourfulness (x truth) | train img/s | colorize img/s |")
+    print("|---|---|---|---|---|---|---|")
+    for name, r in table.items():
+        print(f"| {name} | {r['psnr']:.2f} | {r['ssim']:.3f} | {r['ciede2000']:.2f} | "
+              f"{r['colorfulness']:.1f} ({r['colorfulness_ratio']:.2f}) | {r.get('train_images_per_s', '')} | "
+              f"{r.get('colorize_images_per_s', '')} |")
+    print(f"contact sheet: {a.sheet}")
+
+
+if __name__ == "__main__":
+    main()
