@@ -125,9 +125,15 @@ def _report(report, out_dir: Path) -> None:
 
 
 @app.command("eval")
-def evaluate(task: str = typer.Argument(..., help="Task to evaluate: colorize"),
+def evaluate(task: Optional[str] = typer.Argument(None, help="Task to evaluate: colorize, stylegan (restore), segment, oasis, cyclegan, pix2pix; default: the model's own."),
              model: Optional[str] = typer.Option(None, "--model", "-m", help=MODEL_HELP),
-             data: Path = typer.Option(..., "--data", "-d", help="Folder of ground-truth images."),
+             data: Path = typer.Option(..., "--data", "-d", help="Folder of ground-truth images (segment, oasis: the photos, or the label maps' folder for Cityscapes' gtFine/SPLIT and colour pair images)."),
+             labels: Optional[Path] = typer.Option(None, "--labels", help="segment, oasis: folder of label maps, for formats that keep them apart from the photos (CamVid's valannot, generic)."),
+             segmenter: Optional[str] = typer.Option(None, "--segmenter", help="oasis: a segment model (same classes) that labels the generated photos: mIoU."),
+             inception_weights: Optional[Path] = typer.Option(None, "--inception-weights", help="oasis, cyclegan, pix2pix: the FID Inception-v3 weights (pt_inception-2015-12-05-6726825d.pth; never downloaded; default: $PRISM_FID_WEIGHTS, else the PRISM cache): FID (cyclegan, pix2pix: also KID, MiFID)."),
+             real: Optional[Path] = typer.Option(None, "--real", help="cyclegan, pix2pix: real target-domain images to score the translations of --data against (FID/KID/MiFID; statistics cached per folder); pix2pix default: the pairs' target halves."),
+             direction: Optional[str] = typer.Option(None, "--direction", help="cyclegan, pix2pix: AtoB or BtoA; default: the model's own (AtoB when it has both)."),
+             seed: Optional[int] = typer.Option(None, "--seed", help="oasis: the noise seed of the generated photos; cyclegan: of the noise in cycle_l1_noisy (default 0)."),
              json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON here."),
              limit: int = typer.Option(0, "--limit", help="Evaluate only the first N images (0 = all)."),
              batch_size: int = typer.Option(16, "--batch-size"),
@@ -139,13 +145,23 @@ def evaluate(task: str = typer.Argument(..., help="Task to evaluate: colorize"),
     from prism.tasks import task_class
     try:
         predictor = prism.load_model(model, device=device)
+        task = task or predictor.task
         if task not in (predictor.task, *getattr(predictor, "eval_names", ())):
             _fail(f"model '{model}' is a {predictor.task} model, not {task}")
-        results = task_class(predictor.card["task"]).evaluate(predictor, data, limit=limit, batch_size=batch_size)
-    except (ModelError, DataError, KeyError) as e:
+        task_cls = task_class(predictor.card["task"])
+        extra = {k: v for k, v in (("labels", labels), ("segmenter", segmenter), ("seed", seed),
+                                   ("inception_weights", inception_weights), ("real", real),
+                                   ("direction", direction)) if v is not None}
+        for name in extra:  # an option the task does not take is a mistake, not something to ignore
+            if name not in getattr(task_cls, "eval_options", ()):
+                _fail(f"--{name.replace('_', '-')} does not apply to {predictor.task} models")
+        if segmenter is not None:
+            extra["segmenter"] = _load(segmenter, device, ("segment",), "segmentation (segment)")
+        results = task_cls.evaluate(predictor, data, limit=limit, batch_size=batch_size, **extra)
+    except (ModelError, DataError, KeyError, ValueError, FileNotFoundError) as e:
         _fail(str(e))
     except NotImplementedError as e:
-        _fail(str(e) or f"'prism eval {task}' is not available yet (only colorize has an evaluation so far)")
+        _fail(str(e) or f"'prism eval {task}' is not available for this model's task yet")
     _print_results(results)
     if json_path:
         json_path.parent.mkdir(parents=True, exist_ok=True)
@@ -163,8 +179,11 @@ def _print_results(results: dict) -> None:
     for label, vals in rows.items():
         table.add_row(label, *[f"{vals[n]:.4g}" if isinstance(vals.get(n), float) else str(vals.get(n, "")) for n in names])
     Console().print(table)
-    extra = {k: v for k, v in results.items() if k not in ("rows", "task", "data", "count", "skipped")}
+    extra = {k: v for k, v in results.items() if k not in ("rows", "task", "data", "count", "skipped", "notes")}
     Console().print("  ".join(f"{k}: {v}" for k, v in extra.items()), soft_wrap=True)
+    from rich.markup import escape
+    for line in results.get("notes", []):  # e.g. why FID was skipped and how to get its weights
+        console.print("[yellow]note:[/] " + escape(line), soft_wrap=True)
     for line in results.get("skipped", []):
         console.print(f"[yellow]skipped[/] {line}", soft_wrap=True)
 

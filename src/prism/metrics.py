@@ -1,5 +1,5 @@
-"""Image-quality numbers. PSNR/SSIM come from torchmetrics, CIEDE2000 from scikit-image; only
-the colorfulness formula (Hasler & Suesstrunk 2003), which no library ships, is written here."""
+"""Image-quality numbers. PSNR/SSIM and mean IoU come from torchmetrics, CIEDE2000 from scikit-image;
+only the colorfulness formula (Hasler & Suesstrunk 2003), which no library ships, is written here."""
 from __future__ import annotations
 
 import numpy as np
@@ -36,6 +36,18 @@ def colorization_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, 
     }
 
 
+def paired_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-image l1 (0..1 pixel units), psnr and ssim of (B,3,H,W) images in [0,1] against their
+    aligned targets: what paired translation (pix2pix) is scored by."""
+    from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+    pred, target = pred.float().clamp(0, 1), target.float().clamp(0, 1)
+    return {
+        "l1": (pred - target).abs().flatten(1).mean(1),
+        "psnr": peak_signal_noise_ratio(pred, target, data_range=1.0, reduction="none", dim=(1, 2, 3)),
+        "ssim": structural_similarity_index_measure(pred, target, data_range=1.0, reduction="none"),
+    }
+
+
 class Averager:
     """Running means of per-image metric tensors."""
 
@@ -50,3 +62,23 @@ class Averager:
 
     def means(self) -> dict[str, float]:
         return {k: v / max(self.count, 1) for k, v in self.sums.items()}
+
+
+def mean_iou_metric(num_classes: int):
+    """Dataset-level mean IoU of label maps (the semantic-synthesis protocol of pix2pixHD, SPADE,
+    OASIS): torchmetrics' MulticlassJaccardIndex, fed batch by batch with `update(pred, truth)`
+    ((B,H,W) class indices). One confusion matrix is summed over every pixel seen; truth pixels
+    that are don't-care (IGNORE) are left out; IoU = TP / (TP + FP + FN) per class; the mean is
+    over the classes present in the prediction or the truth (a class absent from both counts
+    neither as 0 nor as 1)."""
+    from torchmetrics.classification import MulticlassJaccardIndex
+
+    from prism.data.labels import IGNORE
+    return MulticlassJaccardIndex(num_classes, average="macro", ignore_index=IGNORE)
+
+
+def mean_iou(pred: torch.Tensor, truth: torch.Tensor, num_classes: int) -> float:
+    """mean_iou_metric on one set of label maps."""
+    metric = mean_iou_metric(num_classes)
+    metric.update(pred, truth)
+    return float(metric.compute())

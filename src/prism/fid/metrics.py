@@ -297,8 +297,8 @@ def distribution_metrics(real: Images, fake: Images, metrics: Sequence[str] = ME
                          mifid_direction: str = "fake_to_real", seed: int = 0) -> dict:
     """FID / KID / MiFID of `fake` against `real`, sharing one feature pass per image.
 
-    `real` and `fake`: a folder, files, an (N,3,H,W) tensor in [0,1] or a list of arrays. A real
-    *folder*'s features are cached (see module doc). Returns {"fid", "kid_mean", "kid_std",
+    `real` and `fake`: a folder, files, an (N,3,H,W) tensor in [0,1], a list of arrays, or a
+    FeatureSet of `feature`'s features. A real *folder*'s features are cached (see module doc). Returns {"fid", "kid_mean", "kid_std",
     "mifid"} (those asked for) plus counts, skipped files and whether the real set came from
     the cache."""
     unknown = [m for m in metrics if m not in METRICS]
@@ -307,9 +307,10 @@ def distribution_metrics(real: Images, fake: Images, metrics: Sequence[str] = ME
     if mifid_direction not in MIFID_DIRECTIONS:  # checked before the expensive feature pass
         raise ValueError(f"mifid_direction must be one of {MIFID_DIRECTIONS}, got {mifid_direction!r}")
     net = resolve_feature(feature, weights, device)
-    real_set = real_feature_set(real, net, batch_size, cache, cache_dir,
-                                with_features=bool({"kid", "mifid"} & set(metrics)))
-    fake_set = extract_features(fake, net, batch_size)
+    # a FeatureSet is taken as already extracted by `net` (e.g. features gathered batch by batch)
+    real_set = real if isinstance(real, FeatureSet) else real_feature_set(
+        real, net, batch_size, cache, cache_dir, with_features=bool({"kid", "mifid"} & set(metrics)))
+    fake_set = fake if isinstance(fake, FeatureSet) else extract_features(fake, net, batch_size)
     for name, s in (("real", real_set), ("fake", fake_set)):
         if s.count < 2:
             raise ValueError(f"the {name} set has {s.count} readable image(s); these metrics need at least 2")

@@ -45,5 +45,5 @@ def register_task(adapter: TaskAdapter) -> TaskAdapter:
 
 def adapters() -> dict[str, TaskAdapter]:
     """All registered adapters; importing the adapter modules registers them."""
-    from prism.serve import colorize, translate  # noqa: F401  (register adapters; add new tasks here)
+    from prism.serve import colorize, synthesize, translate  # noqa: F401  (register adapters; add new tasks here)
     return TASK_ADAPTERS

@@ -10,6 +10,7 @@ from prism.tasks import colorize  # noqa: F401  (registers "colorize")
 from prism.tasks import pix2pix, cyclegan  # noqa: F401,E402  (register "pix2pix", "cyclegan")
 from prism.tasks import stylegan  # noqa: F401,E402  (registers "stylegan")
 from prism.tasks import oasis  # noqa: F401,E402  (registers "oasis")
+from prism.tasks import segment  # noqa: F401,E402  (registers "segment")
 
 
 def task_class(name: str) -> type[Task]:

@@ -108,6 +108,7 @@ class CycleGANTask(Task):
     # Neither cycle error (an identity map scores perfectly) nor any metric without a pretrained
     # network tells a good translator: no "best" checkpoint, the latest is exported.
     best_metric = None
+    eval_options = ("real", "inception_weights", "direction", "seed")  # `prism eval` options it takes
     defaults = {
         "data": {"A": None, "B": None, "val_A": None, "val_B": None, "holdout": 0, "size": 256, "load_size": 286,
                  "flip": True, "rotate": 0.0, "epoch": "oversample", "max_pixels": DEFAULT_MAX_PIXELS},
@@ -254,6 +255,11 @@ class CycleGANTask(Task):
     @classmethod
     def predictor(cls, nets, card):
         return Translator.from_card(nets, card)
+
+    @classmethod
+    def evaluate(cls, predictor, data, **kwargs) -> dict:
+        from prism.translation_eval import evaluate_unpaired_translator
+        return evaluate_unpaired_translator(predictor, data, **kwargs)
 
 
 def _l1_per_image(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -32,17 +32,13 @@ import torch.nn.functional as F
 from PIL import Image
 
 from prism.config import ConfigError
-from prism.data.images import DEFAULT_MAX_PIXELS, float_to_pil
-from prism.data.labels import (IGNORE, ClassTable, LabelMapDataset, cityscapes_files, cityscapes_partner, class_table,
-                               folder_files, instance_edges, pair_files, read_instances, read_label)
+from prism.data.images import float_to_pil
+from prism.data.labels import IGNORE, ClassTable, cityscapes_partner, instance_edges, read_instances, read_label
 from prism.metrics import Averager
 from prism.registry import TASKS
 from prism.tasks.base import Phase, Task
+from prism.tasks.label_data import LABEL_DATA_DEFAULTS, label_card, label_dataset, label_format
 from prism.train.loggers import image_grid
-
-# data.format -> (how label files decode, default class table)
-FORMATS = {"cityscapes": ("ids", "cityscapes-ids"), "camvid": ("ids", "camvid"),
-           "colour": ("colour", "cityscapes-train"), "generic": ("ids", None)}
 
 
 # --- the pieces of the objective (plain functions: tested against hand computations) -------------------
@@ -141,13 +137,12 @@ def refresh_batchnorm(G: nn.Module, semantic_batches, seed: int = 0) -> bool:
 @TASKS.register("oasis")
 class OASISTask(Task):
     name = "oasis"
-    # No metric here tells image quality (the paper's mIoU and FID need pretrained networks):
-    # the latest checkpoint is exported.
+    # No metric here tells image quality (the paper's mIoU needs a trained segmenter, FID Inception
+    # weights: `prism eval oasis` after training): the latest checkpoint is exported.
     best_metric = None
+    eval_options = ("labels", "segmenter", "inception_weights", "seed")  # `prism eval` options it takes
     defaults = {
-        "data": {"format": "cityscapes", "classes": None, "train": None, "train_labels": None, "val": None,
-                 "val_labels": None, "instances": False, "tolerance": 50.0, "label_side": "right",
-                 "load_size": [256, 512], "crop": None, "flip": True, "max_pixels": DEFAULT_MAX_PIXELS},
+        "data": {**LABEL_DATA_DEFAULTS, "instances": False},
         "nets": {"G": {"arch": "oasis_generator", "label_channels": None, "z_dim": 64, "width": 64, "n_blocks": 6,
                        "spade_hidden": 128, "norm": "batch"},
                  "D": {"arch": "oasis_discriminator", "num_classes": None, "width": 64, "n_blocks": 6}},
@@ -160,14 +155,9 @@ class OASISTask(Task):
     def __init__(self, cfg: dict):
         super().__init__(cfg)
         d = cfg["data"]
-        if d["format"] not in FORMATS:
-            raise ConfigError(f"data.format: unknown '{d['format']}'; use one of {', '.join(FORMATS)}")
-        self.decoding, default_classes = FORMATS[d["format"]]
-        if not (d["classes"] or default_classes):
-            raise ConfigError("data.classes: the generic format needs a YAML class list (name, id, colour per class)")
+        self.decoding, self.table = label_format(d)
         if d["instances"] and d["format"] != "cityscapes":
             raise ConfigError("data.instances: instance maps are read for the cityscapes format only")
-        self.table: ClassTable = class_table(d["classes"] or default_classes)
         self.edges = bool(d["instances"])
         self._fill_channels(cfg["nets"])
         self._stats_key = None
@@ -190,17 +180,7 @@ class OASISTask(Task):
     def _dataset(self, train: bool):
         d = self.cfg["data"]
         photos, labels = (d["train"], d["train_labels"]) if train else (d["val"], d["val_labels"])
-        if d["format"] == "cityscapes":
-            files = cityscapes_files(photos or labels, d["instances"], photos="required" if train else "optional")
-        elif labels:
-            files = folder_files(photos, labels, photos_required=train)
-        elif d["format"] == "colour":
-            files = pair_files(photos, d["label_side"])
-        else:
-            which = "train" if train else "val"
-            raise ConfigError(f"data.{which}_labels: the {d['format']} format reads label maps from their own folder")
-        return LabelMapDataset(files, self.table, self.decoding, d["tolerance"], d["load_size"], d["crop"],
-                               random_crop=train, flip=train and d["flip"], max_pixels=d["max_pixels"])
+        return label_dataset(d, self.table, self.decoding, photos, labels, train)
 
     def train_dataset(self):
         if not self.cfg["data"]["train"]:
@@ -309,15 +289,16 @@ class OASISTask(Task):
         return acc.means()
 
     def card(self) -> dict:
-        d = self.cfg["data"]
-        size = list(d["crop"] or d["load_size"] or [])
-        return {"classes": self.table.to_dict(), "format": d["format"], "decoding": self.decoding,
-                "tolerance": d["tolerance"], "instance_edges": self.edges, "train_size": size,
-                "render_size": max(size) if size else None}
+        return {**label_card(self.cfg["data"], self.table, self.decoding), "instance_edges": self.edges}
 
     @classmethod
     def predictor(cls, nets, card):
         return Synthesizer(nets["G"], card)
+
+    @classmethod
+    def evaluate(cls, predictor, data, **kwargs) -> dict:
+        from prism.evaluation import evaluate_synthesis
+        return evaluate_synthesis(predictor, data, **kwargs)
 
 
 def _share(hits: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:

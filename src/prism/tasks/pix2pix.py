@@ -49,6 +49,7 @@ class Pix2PixTask(ColorizeTask):
     # PSNR favours the blurry early checkpoints of a GAN; export the latest unless
     # train.best_metric (l1 / psnr / ssim, with train.best_mode) says otherwise.
     best_metric = None
+    eval_options = ("real", "inception_weights", "direction")  # `prism eval` options it takes
     defaults = {
         "data": {"train": None, "val": None, "direction": "AtoB", "size": 256, "load_size": 286, "flip": True,
                  "max_pixels": DEFAULT_MAX_PIXELS},
@@ -95,16 +96,11 @@ class Pix2PixTask(ColorizeTask):
 
     @torch.no_grad()
     def validate(self, batches) -> dict[str, float]:
-        from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
-        from prism.metrics import Averager
+        from prism.metrics import Averager, paired_metrics
         acc = Averager()
         for batch in batches:
             _, out, target = self._predict(batch)
-            out = out.clamp(0, 1)
-            acc.add({"l1": (out - target).abs().flatten(1).mean(1),
-                     "psnr": peak_signal_noise_ratio(out, target, data_range=1.0, reduction="none", dim=(1, 2, 3)),
-                     "ssim": structural_similarity_index_measure(out, target, data_range=1.0, reduction="none")},
-                    n=len(out))
+            acc.add(paired_metrics(out, target), n=len(out))
         return acc.means()
 
     def card(self) -> dict:
@@ -116,8 +112,8 @@ class Pix2PixTask(ColorizeTask):
 
     @classmethod
     def evaluate(cls, predictor, data, **kwargs) -> dict:
-        raise NotImplementedError("`prism eval` does not score pix2pix models yet; the training run's "
-                                  "metrics.jsonl has l1 / psnr / ssim on data.val")
+        from prism.translation_eval import evaluate_paired_translator
+        return evaluate_paired_translator(predictor, data, **kwargs)
 
 
 class Translator:
