@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -133,12 +134,14 @@ class FaceGenerator:
 
     def restore(self, image, degradation: str = "gray", steps: int = 300, mask=None, rect=None, factor: int = 4,
                 align: bool = True, space: str = "w+", lpips_vgg16=None, lpips_lin=None, pixel_weight: float = 1.0,
-                frame_every: int = 0, seed: int = 0, progress: bool = False, settings: dict | None = None) -> RestoreResult:
+                frame_every: int = 0, seed: int = 0, progress: bool = False, settings: dict | None = None,
+                on_step: Callable[[int, float, float], None] | None = None) -> RestoreResult:
         """Degrade the photo with `degradation` (gray, mask, downsample, none or a chain like gray+mask;
         an input that is already degraded that way stays as it is), then find the face of the generator
-        whose degraded version matches it. mask: a mask image path (white = missing); rect: (x, y, w, h)
-        in the photo's pixels. Distance: LPIPS when both weight files are given, else the model's
-        discriminator features plus pixels."""
+        whose degraded version matches it. mask: a mask image path or PIL image (white = missing); rect:
+        (x, y, w, h) in the photo's pixels. Distance: LPIPS when both weight files are given, else the
+        model's discriminator features plus pixels. on_step(step, loss, distance) is called after every
+        projection step (for progress reports; an exception raised in it stops the projection)."""
         size_wh = _image_size(image)
         hole = None
         if mask is not None:
@@ -150,8 +153,8 @@ class FaceGenerator:
         distance = make_distance(self.D, self.resolution, lpips_vgg16, lpips_lin, pixel_weight).to(self.device)
         observed = op(clean.to(self.device))
         s = ProjectionSettings(steps=steps, space=space, frame_every=frame_every, seed=seed, **(settings or {}))
-        with _progress_bar(steps, progress) as on_step:
-            result = project(self.G, observed, op, distance, s, on_step=on_step)
+        with _progress_bar(steps, progress) as bar_step:
+            result = project(self.G, observed, op, distance, s, on_step=_both(bar_step, on_step))
         observed_view = _show(observed.cpu(), self.resolution)
         frames = [(step, _side_by_side(observed_view, img)) for step, img in result.frames]
         return RestoreResult(restored=to_pil(op.composite(result.images, observed.cpu()))[0],
@@ -159,6 +162,18 @@ class FaceGenerator:
                              input=to_pil(clean)[0], w=result.ws[0].numpy(), losses=result.losses,
                              distances=result.distances,
                              distance=result.distance_name, degradation=op.name, frames=frames)
+
+
+def _both(*callbacks):
+    """One on_step callback calling each given one (None when none is given)."""
+    live = [c for c in callbacks if c is not None]
+    if not live:
+        return None
+
+    def on_step(step: int, loss: float, distance: float) -> None:
+        for callback in live:
+            callback(step, loss, distance)
+    return on_step
 
 
 def _image_size(image) -> tuple[int, int]:

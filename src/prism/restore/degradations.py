@@ -172,15 +172,15 @@ def hole_from_rect(rect: tuple[int, int, int, int], image_size: tuple[int, int])
     return hole
 
 
-def hole_from_file(path: str | Path, image_size: tuple[int, int]) -> Image.Image:
-    """A mask image: white (or opaque, for images with alpha) marks the pixels to fill in. A mask
-    of another size than the photo is stretched to it."""
-    img = Image.open(path)
+def hole_from_file(path: str | Path | Image.Image, image_size: tuple[int, int]) -> Image.Image:
+    """A mask image (a path, or an image already opened): white (or opaque, for images with alpha)
+    marks the pixels to fill in. A mask of another size than the photo is stretched to it."""
+    img, name = (path, "the mask") if isinstance(path, Image.Image) else (Image.open(path), path)
     gray = img.getchannel("A") if img.mode in ("RGBA", "LA") else img.convert("L")
     if gray.size != tuple(image_size):
         gray = gray.resize(image_size, Image.NEAREST)
     if max(np.asarray(gray).ravel(), default=0) <= 127:
-        raise ValueError(f"{path}: the mask marks no pixel to fill (white = missing)")
+        raise ValueError(f"{name}: the mask marks no pixel to fill (white = missing)")
     return gray
 
 

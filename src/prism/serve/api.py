@@ -1,9 +1,10 @@
-"""REST API: POST /v1/{task}, GET /v1/models, GET /healthz, GET /metrics, JSON errors.
+"""REST API: POST /v1/{task}, GET /v1/models, GET /healthz, GET /metrics, JSON errors; for job
+tasks, /v1/jobs (jobs_api.py).
 
 A task's route is generated from its adapter: its options model becomes form fields (so they
 are validated by FastAPI and documented in the OpenAPI schema) next to the common `image`,
-`model` and `format` fields. (No `from __future__ import annotations` here: FastAPI reads the
-generated annotations at runtime.)
+`model` and `format` fields (and a job task's extra image fields). (No `from __future__ import
+annotations` here: FastAPI reads the generated annotations at runtime.)
 """
 import inspect
 import logging
@@ -18,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from prism.serve import uploads as U
 from prism.serve.errors import ErrorBody, ServeError, error_body
+from prism.serve.jobs_api import SUBMIT_RESPONSES, accepted, add_job_routes
 from prism.serve.service import Service
 from prism.serve.tasks import TaskAdapter
 
@@ -93,30 +95,36 @@ def add_api(app: FastAPI, service: Service) -> None:
             stats = service.pool.stats()
             return PlainTextResponse(service.metrics.prometheus({
                 "prism_queue_pending": stats["pending"], "prism_models_loaded": len(service.store.models)}))
-        return {**service.metrics.snapshot(), "queue": service.pool.stats()}
+        return {**service.metrics.snapshot(), "queue": service.pool.stats(), "jobs": service.jobs.stats()}
 
     for adapter in service.served_tasks().values():
         _add_task_route(app, service, adapter)
+    if any(a.job for a in service.served_tasks().values()):
+        add_job_routes(app, service.jobs)
 
 
 def _add_task_route(app: FastAPI, service: Service, adapter: TaskAdapter) -> None:
     cfg = service.config
     option_names = list(adapter.options.model_fields)
-    known_fields = set(COMMON_FIELDS) | set(option_names)
+    known_fields = set(COMMON_FIELDS) | set(option_names) | set(adapter.extra_images)
 
     async def run_task(request: Request, **fields):
         files, model_name, fmt = fields.pop("image"), fields.pop("model"), fields.pop("format")
+        extras = {n: f for n in adapter.extra_images if (f := fields.pop(n)) is not None}
         unknown = sorted(set((await request.form()).keys()) - known_fields)  # parsed already: cached
         if unknown:
             raise ServeError(422, "invalid_options", f"unknown field(s): {', '.join(unknown)}; "
                                                      f"known: {', '.join(sorted(known_fields))}")
-        try:  # FastAPI checked each field; the model may also check them together
-            options = adapter.options(**fields)
+        try:  # FastAPI checked each field; the model may also check them together (knowing the extras sent)
+            options = adapter.options.model_validate(fields, context={"extra_images": set(extras)})
         except ValidationError as e:
             raise RequestValidationError(e.errors()) from None
         accept = request.headers.get("accept", "")
         fmt = fmt or _format_from_accept(accept)
         ups = [U.Upload(f.filename or f"image{i + 1}", await f.read()) for i, f in enumerate(files)]
+        if adapter.job:
+            extra_ups = {n: U.Upload(f.filename or n, await f.read()) for n, f in extras.items()}
+            return accepted(service.submit_job(adapter, model_name, ups, options, fmt, extra_ups), service.jobs)
         model, results = await service.run(adapter, model_name, ups, options, fmt)
         if len(results) > 1 or _prefers_json(accept):
             return JSONResponse({"task": adapter.name, "model": model.name, "images": [
@@ -132,25 +140,34 @@ def _add_task_route(app: FastAPI, service: Service, adapter: TaskAdapter) -> Non
             description=f"One or more images (png, jpeg, webp, bmp, tiff); at most {cfg.max_images} per "
                         f"request, {cfg.max_pixels:,} pixels each, {cfg.max_upload_bytes:,} bytes in all.")]),
         _form_param("model", Annotated[Optional[str], Form(
-            description=f"A model name from GET /v1/models; default: {service.store.default(adapter.name)}.")], None),
+            description=f"A model name from GET /v1/models; default: {service.store.default(adapter.model_task)}.")], None),
         _form_param("format", Annotated[Optional[Literal["png", "jpeg"]], Form(
             description="Output format; default: from the Accept header (image/jpeg), else png.")], None),
     ]
     for name, info in adapter.options.model_fields.items():
         params.append(_form_param(name, Annotated[info.annotation, Form(
             description=info.description, **_constraints(info))], info.default))
+    for name, about in adapter.extra_images.items():
+        params.append(_form_param(name, Annotated[Optional[UploadFile], File(description=about)], None))
     run_task.__signature__ = inspect.Signature(params)
     run_task.__name__ = f"run_{adapter.name}"
 
+    if adapter.job:
+        answer = ("Runs as a job: the answer is 202 with the job at once; poll `GET /v1/jobs/{id}` for "
+                  "progress and the result.")
+        success = SUBMIT_RESPONSES
+    else:
+        answer = ("One image: the image itself (PNG or JPEG, by `format` or the `Accept` header). Several "
+                  "images, or `Accept: application/json`: JSON with base64 images.")
+        success = {200: {"model": ImagesOut, "content": {m: {"schema": {"type": "string", "format": "binary"}}
+                                                         for m in U.MEDIA_TYPES.values()}}}
     app.post(
-        f"/v1/{adapter.name}", tags=[adapter.name], summary=adapter.title, description=(
-            f"{adapter.description}\n\nOne image: the image itself (PNG or JPEG, by `format` or the "
-            "`Accept` header). Several images, or `Accept: application/json`: JSON with base64 images."),
+        f"/v1/{adapter.name}", tags=[adapter.name], summary=adapter.title,
+        description=f"{adapter.description}\n\n{answer}", status_code=202 if adapter.job else 200,
         max_body_size=cfg.max_upload_bytes,
         form_limits={"max_fields": 64, "max_part_size": 64 * 1024},
         responses={
-            200: {"model": ImagesOut, "content": {m: {"schema": {"type": "string", "format": "binary"}}
-                                                  for m in U.MEDIA_TYPES.values()}},
+            **success,
             400: {"model": ErrorBody, "description": "malformed multipart body"},
             404: {"model": ErrorBody, "description": "unknown model name"},
             413: {"model": ErrorBody, "description": "too many bytes, images or pixels"},

@@ -34,7 +34,7 @@ def create_app(config: ServeConfig | None = None, store: ModelStore | None = Non
     add_api(app, service)
     if config.cors_origins:  # off unless asked for: browsers then refuse cross-site calls
         from fastapi.middleware.cors import CORSMiddleware
-        app.add_middleware(CORSMiddleware, allow_origins=config.cors_origins, allow_methods=["GET", "POST"],
+        app.add_middleware(CORSMiddleware, allow_origins=config.cors_origins, allow_methods=["GET", "POST", "DELETE"],
                            allow_headers=["*"])
     if config.ui_path:
         from prism.serve.ui import mount_ui

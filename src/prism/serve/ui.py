@@ -2,11 +2,13 @@
 
 Uploads go through the same checks and the same bounded pool as the REST API (Service.run):
 Gradio only hands over the files it stored in its own upload folder, and we read them only
-from there. Results for download are written to a private temporary folder.
+from there. Results for download are written to a private temporary folder. A job task (a
+restoration) is submitted as a job like on the API and followed with Gradio's progress bar.
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import tempfile
@@ -57,15 +59,18 @@ def build_blocks(service) -> gr.Blocks:
 def image_task_tab(service, adapter, outputs: "OutputFolder") -> None:
     """Images in, images out: upload one or many, one control per option, before/after view of the
     selected result, all results for download. Works for any task whose options are simple."""
-    name, models = adapter.name, service.store.names(adapter.name)
-    option_names = list(adapter.options.model_fields)
+    name, models = adapter.name, service.store.names(adapter.model_task)
+    option_names, extra_names = list(adapter.options.model_fields), list(adapter.extra_images)
     with gr.Row():
         with gr.Column():
             files = gr.File(label="Photos", file_count="multiple", file_types=["image"], elem_id=f"{name}-input")
-            model = gr.Dropdown(models, value=service.store.default(name), label="Model",
+            extras = [gr.File(label=f"{n.capitalize()} (optional): {about}", file_count="single", file_types=["image"],
+                              elem_id=f"{name}-{n}") for n, about in adapter.extra_images.items()]
+            model = gr.Dropdown(models, value=service.store.default(adapter.model_task), label="Model",
                                 interactive=len(models) > 1, elem_id=f"{name}-model")
             controls = [option_control(n, f, f"{name}-{n}") for n, f in adapter.options.model_fields.items()]
             button = gr.Button(adapter.title, variant="primary", elem_id=f"{name}-run")
+            stop = gr.Button("Stop", variant="stop", elem_id=f"{name}-stop") if adapter.job else None
         with gr.Column():
             compare = gr.ImageSlider(label="Before / after (drag)", type="pil", elem_id=f"{name}-compare")
             gallery = gr.Gallery(label="Results (click one to compare)", columns=6, height=180, object_fit="contain",
@@ -77,18 +82,38 @@ def image_task_tab(service, adapter, outputs: "OutputFolder") -> None:
     async def run(paths, model_name, *values):
         if not paths:
             raise gr.Error("Upload at least one image first.")
-        try:
+        with _as_gradio_errors():
             options = adapter.options(**dict(zip(option_names, values)))
             # file reads, PNG writes and previews are blocking work: off the event loop too
             uploads = await asyncio.to_thread(_read_uploads, paths, service.config.max_upload_bytes)
             _, results = await service.run(adapter, model_name, uploads, options, "png", with_sources=True)
-        except ValidationError as e:
-            raise gr.Error("; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())) from None
-        except ServeError as e:
-            raise gr.Error(e.message) from None
         return await asyncio.to_thread(_present, results, outputs.new_run())
 
-    button.click(run, [files, model, *controls], [compare, gallery, downloads, pairs], api_name=f"{name}")
+    # Gradio passes its progress tracker to the parameter whose default is gr.Progress()
+    async def run_job(paths, model_name, progress=gr.Progress(), *values):
+        if not paths:
+            raise gr.Error("Upload at least one image first.")
+        extra_paths, values = values[:len(extra_names)], values[len(extra_names):]
+        sent = {n: p for n, p in zip(extra_names, extra_paths) if p}
+        with _as_gradio_errors():
+            options = adapter.options.model_validate(dict(zip(option_names, values)), context={"extra_images": set(sent)})
+            read = await asyncio.to_thread(_read_uploads, [*paths, *sent.values()], service.config.max_upload_bytes)
+            job = service.submit_job(adapter, model_name, read[:len(paths)], options, "png",
+                                     dict(zip(sent, read[len(paths):])))
+        try:
+            await _follow(job, progress)
+        except asyncio.CancelledError:  # the Stop button (Gradio cancels this task): stop the work too
+            service.jobs.cancel(job.id)
+            raise
+        if job.status != "done":
+            raise gr.Error(job.error["message"] if job.error else f"The job was {job.status}.")
+        downloads = [(f.name, f.data) for f in job.files.values()]  # the images, and e.g. the latents
+        return await asyncio.to_thread(_present, job.images, outputs.new_run(), downloads)
+
+    event = button.click(run_job if adapter.job else run, [files, model, *extras, *controls],
+                         [compare, gallery, downloads, pairs], api_name=f"{name}")
+    if stop is not None:
+        stop.click(None, None, None, cancels=[event], api_name=False)
 
     def show(previews, evt: gr.SelectData):
         return previews[evt.index] if previews and 0 <= evt.index < len(previews) else gr.skip()
@@ -112,6 +137,29 @@ def option_control(name: str, field, elem_id: str):
         else gr.Textbox(value=default, label=label, info=info, elem_id=elem_id)
 
 
+@contextlib.contextmanager
+def _as_gradio_errors():
+    """Bad options and refused uploads, shown in the page as the API would word them."""
+    try:
+        yield
+    except ValidationError as e:
+        raise gr.Error("; ".join(f"{'.'.join(map(str, x['loc'])) or 'options'}: {x['msg']}" for x in e.errors())) from None
+    except ServeError as e:
+        raise gr.Error(e.message) from None
+
+
+async def _follow(job, progress, interval: float = 0.25) -> None:
+    """Show a job's progress (steps, loss) in the tab until it ends."""
+    while not job.is_final:
+        report = job.progress
+        if report is None:
+            progress(0, desc="waiting for a worker" if job.status == "queued" else "starting")
+        else:
+            loss = f", loss {report['loss']:.4g}" if report["loss"] is not None else ""
+            progress((report["step"], report["total"]), desc=f"{report['stage'] or 'working'}{loss}", unit="steps")
+        await asyncio.sleep(interval)
+
+
 def _read_uploads(paths: list[str], max_bytes: int) -> list[Upload]:
     """Read the files Gradio stored for this upload, refusing any path outside its upload folder
     and, like the API, more than `max_bytes` in all."""
@@ -126,12 +174,15 @@ def _read_uploads(paths: list[str], max_bytes: int) -> list[Upload]:
     return [Upload(p.name, p.read_bytes()) for p in files]
 
 
-def _present(results, folder: Path):
-    """-> the before/after view, the gallery, the download files, the previews for gallery clicks."""
+def _present(results, folder: Path, files: list[tuple[str, bytes]] | None = None):
+    """-> the before/after view, the gallery, the download files, the previews for gallery clicks.
+    `files`: the downloads as (unique name, bytes); default: the results, numbered when several."""
+    if files is None:
+        files = [(r.name if len(results) == 1 else f"{i + 1:02d}-{r.name}", r.data) for i, r in enumerate(results)]
     saved = []
-    for i, r in enumerate(results):
-        path = folder / (r.name if len(results) == 1 else f"{i + 1:02d}-{r.name}")
-        path.write_bytes(r.data)
+    for name, data in files:
+        path = folder / name
+        path.write_bytes(data)
         saved.append(str(path))
     previews = [(_preview(r.source), _preview(r.image)) for r in results]
     return previews[0], [(after, r.name) for (_, after), r in zip(previews, results)], saved, previews
