@@ -2,13 +2,22 @@
 write the numbers, provenance and licence note into its model card.
 
     .venv/bin/python scripts/bundle_colorizer.py runs/00000-bundled-colorizer[/checkpoints/X.pt] \
-        --val ../shared/data/colorization/intel-scenes/val [--render-size 256]
+        --val ../shared/data/colorization/intel-scenes/val [--render-size 256] \
+        [--calibrate-on ../shared/data/colorization/intel-scenes/train --colourfulness-target 0.8]
+
+--calibrate-on sets the card's chroma gain so the outputs' mean colourfulness on those (training)
+photos is the target share of the photos' own; the val photos never influence it.
 """
 from __future__ import annotations
 
 import argparse
 import json
+
+import numpy as np
 import torch
+
+from prism import color, metrics
+from prism.data.images import list_images, read_image
 
 from prism.evaluation import evaluate_colorizer
 from prism.modelio import BUNDLED_DIR, CARD, load_model, load_nets, save_model
@@ -19,12 +28,41 @@ LICENCE = ("Weights trained by PRISM from scratch on research-use data: Intel Im
            "the training data's terms apply to the weights.")
 
 
+def calibrate_chroma_gain(model, folder: str, target: float, count: int = 240) -> tuple[float, float]:
+    """Gain g so that colourfulness(outputs at g) = target x colourfulness(photos), on `count` photos
+    spread over `folder`. Colourfulness grows about linearly with the chroma scale; two secant
+    steps absorb the gamut clipping. Returns (gain, reached ratio)."""
+    files = list_images(folder)
+    files = files[:: max(1, len(files) // count)][:count]
+    truths = [torch.from_numpy(read_image(f).rgb).permute(2, 0, 1)[None] for f in files]
+    grays = [np.ascontiguousarray(color.gray_rgb(t)[0].permute(1, 2, 0).numpy()) for t in truths]
+    truth_cf = float(torch.cat([metrics.colorfulness(t) for t in truths]).mean())
+
+    def ratio(gain: float) -> float:
+        model.chroma_gain = gain
+        outs = model.colorize_batch(grays)
+        preds = [torch.from_numpy(np.asarray(o, dtype=np.float32) / 255).permute(2, 0, 1)[None] for o in outs]
+        return float(torch.cat([metrics.colorfulness(p) for p in preds]).mean()) / truth_cf
+
+    g0, r0 = 1.0, ratio(1.0)
+    g1 = min(4.0, target / max(r0, 1e-3))
+    r1 = ratio(g1)
+    for _ in range(2):
+        if abs(r1 - target) < 0.01 or r1 == r0:
+            break
+        g0, r0, g1 = g1, r1, min(4.0, max(0.1, g1 + (target - r1) * (g1 - g0) / (r1 - r0)))
+        r1 = ratio(g1)
+    return round(g1, 3), r1
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("source", help="run directory or checkpoint file")
     p.add_argument("--val", required=True)
     p.add_argument("--name", default="colorizer")
     p.add_argument("--render-size", type=int, default=None)
+    p.add_argument("--calibrate-on", default=None, help="folder of training photos for the chroma gain")
+    p.add_argument("--colourfulness-target", type=float, default=0.8)
     a = p.parse_args()
     out = BUNDLED_DIR / a.name
     nets, card = load_nets(a.source)
@@ -33,9 +71,18 @@ def main():
     card["license"] = LICENCE
     card["name"] = a.name
     save_model(out, nets, card, dtype=torch.float16)
+    if a.calibrate_on:
+        gain, reached = calibrate_chroma_gain(load_model(out), a.calibrate_on, a.colourfulness_target)
+        card["options"]["chroma_gain"] = gain
+        card["chroma_calibration"] = {"data": a.calibrate_on, "target_colourfulness_ratio": a.colourfulness_target,
+                                      "reached": round(reached, 3), "gain": gain}
+        print(f"chroma gain {gain} (colourfulness {reached:.2f} of the photos' on {a.calibrate_on})")
+        save_model(out, nets, card, dtype=torch.float16)
     results = evaluate_colorizer(load_model(out), a.val)
+    unscaled = evaluate_colorizer(load_model(out), a.val, saturation=1.0 / card["options"].get("chroma_gain", 1.0))
     card = json.loads((out / CARD).read_text())
     card["evaluation"] = {"data": a.val, "count": results["count"], "rows": results["rows"],
+                          "model_without_chroma_gain": unscaled["rows"]["model"],
                           "render_size": results["render_size"], "command": "prism eval colorize --model colorizer --data " + a.val}
     save_model(out, nets, card, dtype=torch.float16)
     print(json.dumps(results["rows"], indent=1))

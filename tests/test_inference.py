@@ -223,6 +223,21 @@ def test_saturation_zero_is_gray_and_two_is_more_vivid(colorizer):
     assert c1 > 3 and c2 > 1.3 * c1
 
 
+def test_card_chroma_gain_multiplies_with_saturation(model_dir, tmp_path):
+    """A card's calibrated chroma gain g: saturation s renders as s x g, so s = 1 is the model's own."""
+    import json
+    import shutil
+    gained = tmp_path / "gained"
+    shutil.copytree(model_dir, gained)
+    card = json.loads((gained / "card.json").read_text())
+    card["options"]["chroma_gain"] = 1.5
+    (gained / "card.json").write_text(json.dumps(card))
+    plain, boosted = prism.load_model(model_dir), prism.load_model(gained)
+    rgb = _photo(37, 50)
+    assert np.array_equal(np.asarray(boosted.colorize(rgb, saturation=1.0)), np.asarray(plain.colorize(rgb, saturation=1.5)))
+    assert np.array_equal(np.asarray(boosted.colorize(rgb, saturation=0.0)), np.asarray(plain.colorize(rgb, saturation=0.0)))
+
+
 @pytest.mark.parametrize("bad", [-0.1, 2.01, float("nan"), 5])
 def test_saturation_out_of_range_raises(colorizer, bad):
     with pytest.raises(ValueError, match="saturation"):

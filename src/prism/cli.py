@@ -59,7 +59,7 @@ def train(ctx: typer.Context,
 def colorize(inputs: List[Path] = typer.Argument(..., help="Image files and/or folders (searched recursively)."),
              out_dir: Path = typer.Option(Path("colorized"), "--out", "-o", help="Output folder."),
              model: Optional[str] = typer.Option(None, "--model", "-m", help=MODEL_HELP),
-             saturation: float = typer.Option(1.0, "--saturation", min=0.0, max=2.0, help="Scale the predicted chroma (0 = gray, 2 = vivid)."),
+             saturation: float = typer.Option(1.0, "--saturation", min=0.0, max=2.0, help="Scale the predicted chroma (0 = gray, 1 = the model's own, 2 = vivid)."),
              render_size: Optional[int] = typer.Option(None, "--render-size", help="Network input size (long side); default from the model card."),
              batch_size: int = typer.Option(8, "--batch-size"),
              device: str = typer.Option("cpu", "--device"),
@@ -134,6 +134,7 @@ def evaluate(task: Optional[str] = typer.Argument(None, help="Task to evaluate: 
              real: Optional[Path] = typer.Option(None, "--real", help="cyclegan, pix2pix: real target-domain images to score the translations of --data against (FID/KID/MiFID; statistics cached per folder); pix2pix default: the pairs' target halves."),
              direction: Optional[str] = typer.Option(None, "--direction", help="cyclegan, pix2pix: AtoB or BtoA; default: the model's own (AtoB when it has both)."),
              seed: Optional[int] = typer.Option(None, "--seed", help="oasis: the noise seed of the generated photos; cyclegan: of the noise in cycle_l1_noisy (default 0)."),
+             saturation: Optional[float] = typer.Option(None, "--saturation", min=0.0, max=2.0, help="colorize: score the outputs at this chroma scale (as colorize --saturation)."),
              json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON here."),
              limit: int = typer.Option(0, "--limit", help="Evaluate only the first N images (0 = all)."),
              batch_size: int = typer.Option(16, "--batch-size"),
@@ -151,7 +152,7 @@ def evaluate(task: Optional[str] = typer.Argument(None, help="Task to evaluate: 
         task_cls = task_class(predictor.card["task"])
         extra = {k: v for k, v in (("labels", labels), ("segmenter", segmenter), ("seed", seed),
                                    ("inception_weights", inception_weights), ("real", real),
-                                   ("direction", direction)) if v is not None}
+                                   ("direction", direction), ("saturation", saturation)) if v is not None}
         for name in extra:  # an option the task does not take is a mistake, not something to ignore
             if name not in getattr(task_cls, "eval_options", ()):
                 _fail(f"--{name.replace('_', '-')} does not apply to {predictor.task} models")

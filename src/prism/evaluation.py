@@ -18,7 +18,8 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
 
 
-def evaluate_colorizer(colorizer, data, limit: int = 0, batch_size: int = 16, progress: bool = True) -> dict:
+def evaluate_colorizer(colorizer, data, limit: int = 0, batch_size: int = 16, progress: bool = True,
+                       saturation: float = 1.0) -> dict:
     """Colorize the lightness of every ground-truth photo in `data` and score the result, beside
     the plain gray image (same lightness, no colour) as a baseline. Images are scored at their own
     resolution, one at a time (sizes may differ)."""
@@ -38,7 +39,7 @@ def evaluate_colorizer(colorizer, data, limit: int = 0, batch_size: int = 16, pr
             grays = [color.gray_rgb(t[None])[0] for t in truths]
             t0 = time.perf_counter()
             outs = colorizer.colorize_batch([np.ascontiguousarray(g.permute(1, 2, 0).numpy()) for g in grays],
-                                            batch_size=batch_size)
+                                            saturation, batch_size=batch_size)
             seconds += time.perf_counter() - t0
             for truth, gray, out in zip(truths, grays, outs):
                 pred = torch.from_numpy(np.asarray(out.convert("RGB"), dtype=np.float32) / 255.0).permute(2, 0, 1)
@@ -55,7 +56,7 @@ def evaluate_colorizer(colorizer, data, limit: int = 0, batch_size: int = 16, pr
     return {
         "task": "colorize", "data": str(data), "count": n, "rows": rows,
         "images_per_s": round(n / seconds, 2) if seconds else None,
-        "peak_rss_mb": round(peak_rss_mb(), 1), "render_size": colorizer.render_size,
+        "peak_rss_mb": round(peak_rss_mb(), 1), "render_size": colorizer.render_size, "saturation": saturation,
         "model": colorizer.card.get("name") or colorizer.card.get("training", {}).get("run", "?"),
         "skipped": skipped,
     }

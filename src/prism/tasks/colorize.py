@@ -27,6 +27,7 @@ from prism.train.loggers import image_grid
 class ColorizeTask(Task):
     name = "colorize"
     best_metric = ("psnr", "max")
+    eval_options = ("saturation",)  # `prism eval` options it takes
     defaults = {
         "data": {"train": None, "val": None, "size": 128, "load_size": None, "flip": True,
                  "max_pixels": 80_000_000},
@@ -86,7 +87,8 @@ class ColorizeTask(Task):
         if "fake" not in state:
             if self.cfg["loss"]["recon"] == "binned_ce":
                 state["logits"] = self.nets["G"](L, return_logits=True)
-                state["fake"] = self.plain("G").decode(state["logits"])
+                # decoded ab only feeds a discriminator; regression-only training skips the softmax
+                state["fake"] = self.plain("G").decode(state["logits"]) if "D" in self.nets else None
             else:
                 state["fake"] = self.nets["G"](L)
         return state["fake"]
@@ -178,6 +180,9 @@ class Colorizer:
         self.G, self.card = G.eval(), card
         self.precision = precision  # fp32 | bf16 (autocast; on CPUs without bf16 units it is slower)
         self.render_size = int(card.get("options", {}).get("render_size", 256))
+        # A regression model predicts the mean of plausible colours, which is duller than any one of
+        # them; the card may carry a chroma gain calibrated on training photos. `saturation` scales on top.
+        self.chroma_gain = float(card.get("options", {}).get("chroma_gain", 1.0))
         self.multiple = getattr(G, "size_multiple", 1)
         self.device = getattr(G, "device", None) or next(G.parameters()).device
 
@@ -225,7 +230,7 @@ class Colorizer:
                     abs_[i] = ab[j:j + 1, :, :h, :w]
         out = []
         for im, L, ab in zip(loaded, Ls, abs_):
-            ab_full = F.interpolate(ab, size=L.shape, mode="bilinear", align_corners=False)[0] * saturation
+            ab_full = F.interpolate(ab, size=L.shape, mode="bilinear", align_corners=False)[0] * (saturation * self.chroma_gain)
             rgb = Image.fromarray(color.compose_full(L, ab_full))
             if im.alpha is not None:
                 rgb.putalpha(Image.fromarray((im.alpha * 255 + 0.5).astype("uint8")))
