@@ -79,13 +79,16 @@ def main():
         print(f"chroma gain {gain} (colourfulness {reached:.2f} of the photos' on {a.calibrate_on})")
         save_model(out, nets, card, dtype=torch.float16)
     results = evaluate_colorizer(load_model(out), a.val)
-    unscaled = evaluate_colorizer(load_model(out), a.val, saturation=1.0 / card["options"].get("chroma_gain", 1.0))
+    gain = card["options"].get("chroma_gain", 1.0)
+    unscaled = evaluate_colorizer(load_model(out), a.val, saturation=1.0 / gain) if gain != 1.0 else results
     card = json.loads((out / CARD).read_text())
-    card["evaluation"] = {"data": a.val, "count": results["count"], "rows": results["rows"],
-                          "model_without_chroma_gain": unscaled["rows"]["model"],
+    rows = dict(results["rows"])
+    if card["options"].get("chroma_gain", 1.0) != 1.0:  # what the calibration bought, on the same photos
+        rows = {"model": rows.pop("model"), "model without chroma gain": unscaled["rows"]["model"], **rows}
+    card["evaluation"] = {"data": a.val, "count": results["count"], "rows": rows,
                           "render_size": results["render_size"], "command": "prism eval colorize --model colorizer --data " + a.val}
     save_model(out, nets, card, dtype=torch.float16)
-    print(json.dumps(results["rows"], indent=1))
+    print(json.dumps(rows, indent=1))
     print(f"bundled model written to {out} ({sum(f.stat().st_size for f in out.iterdir()) / 1e6:.1f} MB)")
 
 

@@ -153,8 +153,19 @@ def card_markdown(card: dict) -> str:
              f"- steps: {t.get('steps', '?')}, wall time: {t.get('wall_time_s', '?')} s on {t.get('hardware', '?')}",
              f"- training data: {(t.get('config') or {}).get('data', {}).get('train', '?')}"]
     if card.get("metrics"):
-        lines += ["", "| metric | value |", "|---|---|"] + [f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |"
+        lines += ["", "| validation during training | value |", "|---|---|"] + [f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |"
                                                           for k, v in card["metrics"].items()]
+    ev = card.get("evaluation") or {}
+    if ev.get("rows"):  # e.g. the bundled colorizer: its val numbers beside the baselines
+        keys = list(next(iter(ev["rows"].values())))
+        lines += ["", f"Evaluation on {ev.get('data', '?')} ({ev.get('count', '?')} images):", "",
+                  "| | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+        lines += [f"| {name} | " + " | ".join(f"{row.get(k, float('nan')):.4g}" for k in keys) + " |"
+                  for name, row in ev["rows"].items()]
+    if card.get("chroma_calibration"):
+        c = card["chroma_calibration"]
+        lines += ["", f"Chroma gain {c['gain']}: outputs {c['reached']} x as colourful as the photos of {c['data']}."]
+    lines += [f"\n{note}" for note in card.get("notes", [])]
     if card.get("license"):
         lines += ["", f"Licence: {card['license']}"]
     return "\n".join(lines) + "\n"
