@@ -32,5 +32,8 @@ def build_network(spec: dict):
     """spec = {"arch": "unet", **kwargs} -> nn.Module. The spec is stored in model cards."""
     import prism.nets  # noqa: F401  (registers the networks)
     spec = dict(spec)
+    if "arch" not in spec:  # e.g. an override like nets.D.width=8 on a config whose D is null
+        from prism.config import ConfigError
+        raise ConfigError(f"network spec {spec} has no 'arch': name the architecture (e.g. arch: unet)")
     arch = spec.pop("arch")
     return NETWORKS.get_or_raise(arch)(**spec)
