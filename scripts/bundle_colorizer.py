@@ -13,13 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 
-import numpy as np
 import torch
 
-from prism import color, metrics
-from prism.data.images import list_images, read_image
+from prism import metrics
+from prism.data.images import list_images
 
-from prism.evaluation import evaluate_colorizer
+from prism.evaluation import evaluate_colorizer, pil_to_chw, truth_and_gray
 from prism.modelio import BUNDLED_DIR, CARD, load_model, load_nets, save_model
 
 LICENCE = ("Weights trained by PRISM from scratch on research-use data: Intel Image Classification "
@@ -34,15 +33,13 @@ def calibrate_chroma_gain(model, folder: str, target: float, count: int = 240) -
     steps absorb the gamut clipping. Returns (gain, reached ratio)."""
     files = list_images(folder)
     files = files[:: max(1, len(files) // count)][:count]
-    truths = [torch.from_numpy(read_image(f).rgb).permute(2, 0, 1)[None] for f in files]
-    grays = [np.ascontiguousarray(color.gray_rgb(t)[0].permute(1, 2, 0).numpy()) for t in truths]
-    truth_cf = float(torch.cat([metrics.colorfulness(t) for t in truths]).mean())
+    truths, grays = zip(*(truth_and_gray(f) for f in files))
+    truth_cf = float(torch.cat([metrics.colorfulness(t[None]) for t in truths]).mean())
 
     def ratio(gain: float) -> float:
         model.chroma_gain = gain
-        outs = model.colorize_batch(grays)
-        preds = [torch.from_numpy(np.asarray(o, dtype=np.float32) / 255).permute(2, 0, 1)[None] for o in outs]
-        return float(torch.cat([metrics.colorfulness(p) for p in preds]).mean()) / truth_cf
+        outs = model.colorize_batch(list(grays))
+        return float(torch.cat([metrics.colorfulness(pil_to_chw(o)[None]) for o in outs]).mean()) / truth_cf
 
     g0, r0 = 1.0, ratio(1.0)
     g1 = min(4.0, target / max(r0, 1e-3))

@@ -11,14 +11,11 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
-import torch
 from PIL import Image, ImageDraw
 
 import prism
-from prism import color
-from prism.data.images import list_images, read_image
-from prism.evaluation import evaluate_colorizer
+from prism.data.images import list_images
+from prism.evaluation import evaluate_colorizer, truth_and_gray
 from prism.train.checkpoint import CHECKPOINT_DIR
 
 
@@ -63,9 +60,7 @@ def main():
     a = p.parse_args()
 
     photos = pick_photos(a.val, a.photos)
-    truths = [read_image(f).rgb for f in photos]
-    grays = [np.ascontiguousarray(color.gray_rgb(torch.from_numpy(t).permute(2, 0, 1)[None])[0].permute(1, 2, 0).numpy())
-             for t in truths]
+    truths, grays = zip(*(truth_and_gray(f) for f in photos))
     columns = {"gray input": [Image.fromarray((g * 255 + 0.5).astype("uint8")) for g in grays]}
     table = {}
     for run in a.runs:
@@ -75,9 +70,9 @@ def main():
         table[name] = {**result["rows"]["model"], **training_speed(run), "colorize_images_per_s": result["images_per_s"]}
         table.setdefault("gray baseline", result["rows"]["gray baseline"])
         table.setdefault("ground truth", result["rows"]["ground truth"])
-        columns[name] = model.colorize_batch(grays)
+        columns[name] = model.colorize_batch(list(grays))
         print(name, json.dumps(table[name]))
-    columns["ground truth"] = [Image.fromarray((t * 255 + 0.5).astype("uint8")) for t in truths]
+    columns["ground truth"] = [Image.fromarray((t.permute(1, 2, 0).numpy() * 255 + 0.5).astype("uint8")) for t in truths]
     contact_sheet(columns, a.sheet)
     a.json.write_text(json.dumps({"val": a.val, "checkpoint": a.checkpoint, "photos": [str(x) for x in photos],
                                   "rows": table}, indent=1))

@@ -18,6 +18,17 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
 
 
+def truth_and_gray(path) -> tuple[torch.Tensor, np.ndarray]:
+    """A ground-truth photo as (3,H,W) floats, and the input a colorizer is scored on: the same
+    lightness with no colour, as (H,W,3) floats."""
+    truth = torch.from_numpy(read_image(path).rgb).permute(2, 0, 1)
+    return truth, np.ascontiguousarray(color.gray_rgb(truth[None])[0].permute(1, 2, 0).numpy())
+
+
+def pil_to_chw(image) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0).permute(2, 0, 1)
+
+
 def evaluate_colorizer(colorizer, data, limit: int = 0, batch_size: int = 16, progress: bool = True,
                        saturation: float = 1.0) -> dict:
     """Colorize the lightness of every ground-truth photo in `data` and score the result, beside
@@ -30,21 +41,20 @@ def evaluate_colorizer(colorizer, data, limit: int = 0, batch_size: int = 16, pr
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("evaluating", total=len(files))
         for start in range(0, len(files), batch_size):
-            truths = []
+            truths, grays = [], []
             for f in files[start:start + batch_size]:
                 try:
-                    truths.append(torch.from_numpy(read_image(f).rgb).permute(2, 0, 1))
+                    truth, gray = truth_and_gray(f)
+                    truths.append(truth)
+                    grays.append(gray)
                 except ImageReadError as e:
                     skipped.append(f"{e.path}: {e.reason}")
-            grays = [color.gray_rgb(t[None])[0] for t in truths]
             t0 = time.perf_counter()
-            outs = colorizer.colorize_batch([np.ascontiguousarray(g.permute(1, 2, 0).numpy()) for g in grays],
-                                            saturation, batch_size=batch_size)
+            outs = colorizer.colorize_batch(grays, saturation, batch_size=batch_size)
             seconds += time.perf_counter() - t0
             for truth, gray, out in zip(truths, grays, outs):
-                pred = torch.from_numpy(np.asarray(out.convert("RGB"), dtype=np.float32) / 255.0).permute(2, 0, 1)
-                model_acc.add(metrics.colorization_metrics(pred[None], truth[None]), 1)
-                gray_acc.add(metrics.colorization_metrics(gray[None], truth[None]), 1)
+                model_acc.add(metrics.colorization_metrics(pil_to_chw(out)[None], truth[None]), 1)
+                gray_acc.add(metrics.colorization_metrics(torch.from_numpy(gray).permute(2, 0, 1)[None], truth[None]), 1)
                 truth_colorfulness.add({"colorfulness": metrics.colorfulness(truth[None])}, 1)
                 n += 1
             bar.update(task, advance=len(files[start:start + batch_size]))
