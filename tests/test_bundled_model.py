@@ -69,8 +69,7 @@ def test_bf16_inference_costs_at_most_1_ciede2000(shared_data, colorizer):
     files = list_images(shared_data / "colorization" / "intel-scenes" / "val")[::21]  # 20 photos, every class
     images = [read_image(f) for f in files]
     fp32 = colorizer.colorize_batch(images)
-    bf16 = prism.load_model()
-    bf16.precision = "bf16"
+    bf16 = prism.load_model(precision="bf16")
     low = bf16.colorize_batch(images)
     to_t = lambda im: torch.from_numpy(np.asarray(im, np.float32) / 255).permute(2, 0, 1)[None]
     diffs = torch.cat([ciede2000(to_t(a), to_t(b)) for a, b in zip(fp32, low)])

@@ -446,3 +446,26 @@ def test_resolve_plain_directory_raises_model_error(tmp_path):
 def test_resolve_run_dir(tmp_path):
     (tmp_path / "config.yaml").write_text("task: colorize\n")
     assert resolve(tmp_path) == ("run", tmp_path)
+
+
+# --- precision: one mechanism for every task's predictor ------------------------------------------------------
+def test_bf16_precision_wraps_the_network_and_stays_close(model_dir):
+    import prism
+    photo = _photo(40, 56)
+    fp32 = prism.load_model(str(model_dir)).colorize(photo)
+    low = prism.load_model(str(model_dir), precision="bf16")
+    assert low.precision == "bf16"
+    out = low.G(torch.zeros(1, 1, 32, 32))
+    assert out.dtype == torch.float32  # autocast inside, float32 back to the predictor
+    diff = np.abs(_arr(low.colorize(photo)).astype(int) - _arr(fp32).astype(int))
+    assert diff.mean() < 2 and (diff > 0).any()  # bf16 really ran, and stayed close
+
+
+def test_precision_errors_name_the_fix(model_dir):
+    import prism
+    with pytest.raises(ValueError, match="CUDA"):
+        prism.load_model(str(model_dir), precision="fp16")  # fp16 without a GPU
+    with pytest.raises(ValueError, match="fp32, bf16, fp16"):
+        prism.load_model(str(model_dir), precision="int8")
+    result = _invoke("colorize", str(model_dir), "-m", str(model_dir), "--precision", "fp16")
+    assert result.exit_code == 2 and "CUDA" in _squash(result.output)

@@ -55,6 +55,9 @@ def train(ctx: typer.Context,
         _fail(str(e), code=1)
 
 
+PRECISION_HELP = "fp32, bf16 (autocast on CPU or CUDA; pays off on GPUs and CPUs with bf16 units) or fp16 (CUDA)."
+
+
 @app.command()
 def colorize(inputs: List[Path] = typer.Argument(..., help="Image files and/or folders (searched recursively)."),
              out_dir: Path = typer.Option(Path("colorized"), "--out", "-o", help="Output folder."),
@@ -64,25 +67,22 @@ def colorize(inputs: List[Path] = typer.Argument(..., help="Image files and/or f
              batch_size: int = typer.Option(8, "--batch-size"),
              device: str = typer.Option("cpu", "--device"),
              backend: str = typer.Option("torch", "--backend", help="torch, or onnxruntime (a .onnx --model, or any model exported on the fly)."),
-             precision: str = typer.Option("fp32", "--precision", help="fp32 or bf16 (autocast; pays off on GPUs and CPUs with bf16 units)."),
+             precision: str = typer.Option("fp32", "--precision", help=PRECISION_HELP),
              progress: bool = typer.Option(True, "--progress/--no-progress")):
     """Colorize black-and-white photos at full resolution; writes into --out, never over an input."""
-    colorizer = _load(_backend_model(model, backend), device, ("colorize",), "colorization")
+    colorizer = _load(_backend_model(model, backend), device, ("colorize",), "colorization", precision)
     if render_size:
         colorizer.render_size = render_size
-    if precision not in ("fp32", "bf16"):
-        _fail(f"--precision must be fp32 or bf16, got '{precision}'")
-    colorizer.precision = precision
     _run_files(inputs, out_dir, lambda imgs: colorizer.colorize_batch(imgs, saturation, batch_size), batch_size, progress)
 
 
-def _load(model: Optional[str], device: str, tasks: tuple[str, ...], what: str):
+def _load(model: Optional[str], device: str, tasks: tuple[str, ...], what: str, precision: str = "fp32"):
     """prism.load_model with the CLI's error handling: a clear message if the model is missing or
-    belongs to another task."""
+    belongs to another task, or the precision does not fit the device."""
     import prism
     from prism.modelio import ModelError
     try:
-        predictor = prism.load_model(model, device=device)
+        predictor = prism.load_model(model, device=device, precision=precision)
     except (ModelError, ValueError, ImportError) as e:
         _fail(str(e))
     if getattr(predictor, "task", None) not in tasks:
@@ -138,14 +138,15 @@ def evaluate(task: Optional[str] = typer.Argument(None, help="Task to evaluate: 
              json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON here."),
              limit: int = typer.Option(0, "--limit", help="Evaluate only the first N images (0 = all)."),
              batch_size: int = typer.Option(16, "--batch-size"),
-             device: str = typer.Option("cpu", "--device")):
+             device: str = typer.Option("cpu", "--device"),
+             precision: str = typer.Option("fp32", "--precision", help=PRECISION_HELP)):
     """Score a model on a folder: a table on screen, the same numbers as JSON with --json."""
     import prism
     from prism.data.images import DataError
     from prism.modelio import ModelError
     from prism.tasks import task_class
     try:
-        predictor = prism.load_model(model, device=device)
+        predictor = prism.load_model(model, device=device, precision=precision)
         task = task or predictor.task
         if task not in (predictor.task, *getattr(predictor, "eval_names", ())):
             _fail(f"model '{model}' is a {predictor.task} model, not {task}")
@@ -157,7 +158,7 @@ def evaluate(task: Optional[str] = typer.Argument(None, help="Task to evaluate: 
             if name not in getattr(task_cls, "eval_options", ()):
                 _fail(f"--{name.replace('_', '-')} does not apply to {predictor.task} models")
         if segmenter is not None:
-            extra["segmenter"] = _load(segmenter, device, ("segment",), "segmentation (segment)")
+            extra["segmenter"] = _load(segmenter, device, ("segment",), "segmentation (segment)", precision)
         results = task_cls.evaluate(predictor, data, limit=limit, batch_size=batch_size, **extra)
     except (ModelError, DataError, KeyError, ValueError, FileNotFoundError) as e:
         _fail(str(e))
@@ -258,14 +259,15 @@ def translate(inputs: List[Path] = typer.Argument(..., help="Image files and/or 
               direction: Optional[str] = typer.Option(None, "--direction", help="AtoB or BtoA; default: the model's own (AtoB when it has both)."),
               batch_size: int = typer.Option(8, "--batch-size"),
               device: str = typer.Option("cpu", "--device"),
+              precision: str = typer.Option("fp32", "--precision", help=PRECISION_HELP),
               progress: bool = typer.Option(True, "--progress/--no-progress")):
     """Translate images at their full size with a pix2pix or CycleGAN model; writes into --out, never over an input."""
-    translator = _load_translator(model, device, direction)
+    translator = _load_translator(model, device, direction, precision)
     _run_files(inputs, out_dir, lambda imgs: translator.translate_batch(imgs, direction, batch_size), batch_size, progress)
 
 
-def _load_translator(model: str, device: str, direction: Optional[str]):
-    translator = _load(model, device, ("pix2pix", "cyclegan"), "translation (pix2pix / cyclegan)")
+def _load_translator(model: str, device: str, direction: Optional[str], precision: str = "fp32"):
+    translator = _load(model, device, ("pix2pix", "cyclegan"), "translation (pix2pix / cyclegan)", precision)
     try:
         translator.generator(direction)
     except ValueError as e:
@@ -281,6 +283,7 @@ def submit(model: str = typer.Option(..., "--model", "-m", help=MODEL_HELP),
            direction: Optional[str] = typer.Option("AtoB", "--direction", help="photo -> painting direction of the model."),
            batch_size: int = typer.Option(8, "--batch-size"),
            device: str = typer.Option("cpu", "--device"),
+           precision: str = typer.Option("fp32", "--precision", help=PRECISION_HELP),
            progress: bool = typer.Option(True, "--progress/--no-progress")):
     """Kaggle "I'm Something of a Painter Myself": translate photos into images.zip of 256x256 JPEGs."""
     from prism.data.images import DataError
@@ -289,7 +292,7 @@ def submit(model: str = typer.Option(..., "--model", "-m", help=MODEL_HELP),
         check_count(count)
     except ValueError as e:
         _fail(str(e))
-    translator = _load_translator(model, device, direction)
+    translator = _load_translator(model, device, direction, precision)
     try:
         path, skipped = write_submission(translator, photos, count, out, direction, batch_size, progress=progress)
     except (ValueError, DataError) as e:
@@ -359,10 +362,11 @@ def synthesize(labels: List[Path] = typer.Argument(..., help="Label map files an
                base_seed: int = typer.Option(0, "--base-seed", help="With --resample-class: the seed of everything else."),
                render_size: Optional[int] = typer.Option(None, "--render-size", help="Long side the network draws at (default: its training size; 0: the label map's own)."),
                device: str = typer.Option("cpu", "--device"),
+               precision: str = typer.Option("fp32", "--precision", help=PRECISION_HELP),
                progress: bool = typer.Option(True, "--progress/--no-progress")):
     """Label maps -> photos with an OASIS model, each the size of its label map; writes into --out, never over an input."""
     from prism.data.images import DataError
-    synth = _load(model, device, ("oasis",), "semantic synthesis (oasis)")
+    synth = _load(model, device, ("oasis",), "semantic synthesis (oasis)", precision)
     from prism.tasks.oasis import synthesize_files
     try:
         if resample_class is not None:
@@ -376,8 +380,8 @@ def synthesize(labels: List[Path] = typer.Argument(..., help="Label map files an
     _report(report, out_dir)
 
 
-def _load_face_model(model: str, device: str):
-    return _load(model, device, ("stylegan",), "stylegan face")
+def _load_face_model(model: str, device: str, precision: str = "fp32"):
+    return _load(model, device, ("stylegan",), "stylegan face", precision)
 
 
 @app.command()
@@ -386,9 +390,10 @@ def generate(model: str = typer.Option(..., "--model", "-m", help=MODEL_HELP),
              seed: int = typer.Option(0, "--seed", help="The same seed gives the same faces."),
              psi: float = typer.Option(1.0, "--psi", help="Truncation: < 1 trades variety for fewer failures (0 = the average face)."),
              out_dir: Path = typer.Option(Path("generated"), "--out", "-o", help="Output folder."),
-             device: str = typer.Option("cpu", "--device")):
+             device: str = typer.Option("cpu", "--device"),
+             precision: str = typer.Option("fp32", "--precision", help=PRECISION_HELP)):
     """Generate new faces with a stylegan model: OUT/seed-S-0000.png, ..."""
-    generator = _load_face_model(model, device)
+    generator = _load_face_model(model, device, precision)
     out_dir.mkdir(parents=True, exist_ok=True)
     for i, img in enumerate(generator.generate(count, seed=seed, psi=psi)):
         img.save(out_dir / f"seed-{seed}-{i:04d}.png")
@@ -412,12 +417,13 @@ def restore(image: Path = typer.Argument(..., help="A photo of a face (aligned a
             seed: int = typer.Option(0, "--seed"),
             out_dir: Path = typer.Option(Path("restored"), "--out", "-o", help="Output folder."),
             device: str = typer.Option("cpu", "--device"),
+            precision: str = typer.Option("fp32", "--precision", help=PRECISION_HELP),
             progress: bool = typer.Option(True, "--progress/--no-progress")):
     """Restore a degraded face by projecting it into a stylegan model's latent space: writes the
     restored image, the projection, the latent w (.npy), progress frames, a GIF and the loss curve."""
     from prism.data.images import ImageReadError
     from prism.restore.align import AlignmentUnavailable, FaceNotFound
-    generator = _load_face_model(model, device)
+    generator = _load_face_model(model, device, precision)
     box = None
     if rect:
         try:

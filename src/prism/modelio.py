@@ -96,10 +96,15 @@ def load_nets(name_or_path=None, device: str = "cpu") -> tuple[dict[str, torch.n
     return nets, card
 
 
-def load_model(name_or_path=None, device: str = "cpu"):
+def load_model(name_or_path=None, device: str = "cpu", precision: str = "fp32"):
+    from prism.precision import apply_precision, check_precision
     from prism.tasks import task_class
+    check_precision(precision, device)  # before any loading: a bad option fails fast
     nets, card = load_nets(name_or_path, device)
-    return task_class(card["task"]).predictor(nets, card)
+    apply_precision(nets, precision, device)
+    predictor = task_class(card["task"]).predictor(nets, card)
+    predictor.precision = precision
+    return predictor
 
 
 def _run_card_and_state(run_dir: Path, checkpoint: Path | None = None) -> tuple[dict, dict]:

@@ -176,9 +176,8 @@ class Colorizer:
 
     task = "colorize"
 
-    def __init__(self, G: torch.nn.Module, card: dict, precision: str = "fp32"):
+    def __init__(self, G: torch.nn.Module, card: dict):
         self.G, self.card = G.eval(), card
-        self.precision = precision  # fp32 | bf16 (autocast; on CPUs without bf16 units it is slower)
         self.render_size = int(card.get("options", {}).get("render_size", 256))
         # A regression model predicts the mean of plausible colours, which is duller than any one of
         # them; the card may carry a chroma gain calibrated on training photos. `saturation` scales on top.
@@ -205,8 +204,6 @@ class Colorizer:
 
     @torch.no_grad()
     def colorize_batch(self, images, saturation: float = 1.0, batch_size: int = 8) -> list[Image.Image]:
-        if self.precision not in ("fp32", "bf16"):
-            raise ValueError(f"precision must be fp32 or bf16, got {self.precision!r}")
         if not 0.0 <= saturation <= 2.0:
             raise ValueError(f"saturation must be within 0..2, got {saturation}")
         loaded = [read_image(x) if isinstance(x, str) or hasattr(x, "__fspath__") else
@@ -220,11 +217,10 @@ class Colorizer:
         for idxs in by_shape.values():
             for k in range(0, len(idxs), batch_size):
                 chunk = idxs[k:k + batch_size]
-                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-                    x = torch.stack([small[i][0] for i in chunk]).to(self.device)
-                    if getattr(self, "channels_last", False):
-                        x = x.contiguous(memory_format=torch.channels_last)
-                    ab = self.G(x).float().cpu()
+                x = torch.stack([small[i][0] for i in chunk]).to(self.device)
+                if getattr(self, "channels_last", False):
+                    x = x.contiguous(memory_format=torch.channels_last)
+                ab = self.G(x).float().cpu()
                 for j, i in enumerate(chunk):
                     h, w = small[i][1]
                     abs_[i] = ab[j:j + 1, :, :h, :w]

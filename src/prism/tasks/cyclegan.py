@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from kornia.geometry.transform import translate
 
 from prism.config import ConfigError
 from prism.data.images import DEFAULT_MAX_PIXELS, list_images
@@ -40,10 +39,17 @@ def _color(x: torch.Tensor) -> torch.Tensor:
 
 
 def _translation(x: torch.Tensor, ratio: float = 0.125) -> torch.Tensor:
-    h, w = x.shape[-2:]
-    limit = torch.tensor([int(w * ratio + 0.5), int(h * ratio + 0.5)], device=x.device)
-    shift = torch.floor(torch.rand(x.shape[0], 2, device=x.device) * (2 * limit + 1)) - limit  # integer pixels
-    return translate(x, shift.to(x.dtype), mode="nearest", padding_mode="zeros")
+    b, _, h, w = x.shape
+    lw, lh = int(w * ratio + 0.5), int(h * ratio + 0.5)
+    limit = torch.tensor([lw, lh], device=x.device)
+    shift = (torch.floor(torch.rand(b, 2, device=x.device) * (2 * limit + 1)) - limit).long()  # integer pixels
+    # An integer shift is a gather from the zero-padded image: exact, and twice differentiable on
+    # every device (R1 differentiates through it; CUDA's grid_sample has no double backward).
+    padded = F.pad(x, (lw, lw, lh, lh))
+    ys = torch.arange(h, device=x.device)[None] - shift[:, 1:] + lh        # (b, h)
+    xs = torch.arange(w, device=x.device)[None] - shift[:, :1] + lw        # (b, w)
+    rows = torch.arange(b, device=x.device)[:, None, None]
+    return padded[rows, :, ys[:, :, None], xs[:, None, :]].permute(0, 3, 1, 2)
 
 
 def _cutout(x: torch.Tensor, ratio: float = 0.5) -> torch.Tensor:

@@ -180,7 +180,7 @@ class StyleGANTask(Task):
 def r1_penalty(D, reals: torch.Tensor, diffaugment: str = "") -> torch.Tensor:
     """||grad_x D(aug(x))||^2 per real image, with the graph kept so the penalty can be trained on
     (the gradient is taken at the un-augmented image, as stylegan2-ada does)."""
+    from prism.train.trainer import input_gradients
     reals = reals.detach().requires_grad_(True)
-    logits = D(diff_augment(reals, diffaugment))
-    (grad,) = torch.autograd.grad(logits.sum(), reals, create_graph=True)
-    return grad.square().sum(dim=(1, 2, 3))
+    grad = input_gradients(D(diff_augment(reals, diffaugment)), reals)
+    return grad.to(torch.promote_types(grad.dtype, torch.float32)).square().sum(dim=(1, 2, 3))  # half -> float

@@ -57,7 +57,7 @@ class Trainer:
         if fabric.world_size > 1 and t["sync_batchnorm"] and fabric.device.type != "cpu":
             nets = {n: torch.nn.SyncBatchNorm.convert_sync_batchnorm(m) for n, m in nets.items()}
         opts = task.build_optimizers(nets)
-        self.ema = {n: copy.deepcopy(nets[n]).eval().requires_grad_(False)
+        self.ema = {n: copy.deepcopy(nets[n]).eval().requires_grad_(False).to(fabric.device)
                     for n in (task.ema_nets or task.inference_nets) if t["ema"] > 0 and n in nets}
         task.nets = {n: fabric.setup_module(m) for n, m in nets.items()}
         task.ema = self.ema
@@ -351,3 +351,18 @@ def _own_generator(seed: int) -> torch.Generator:
     """DataLoader iterators draw a worker seed from the *global* RNG unless given their own;
     that would shift dropout noise whenever a loader is (re)created and break exact resume."""
     return torch.Generator().manual_seed(seed)
+
+
+def input_gradients(output: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    """d output.sum() / d inputs with the graph kept (gradient penalties such as R1), allowed
+    through Fabric's wrapped modules: under mixed precision Fabric rejects any backward pass that
+    is not fabric.backward, but this inner gradient is part of the loss that fabric.backward then
+    scales and reduces, so it is taken with Fabric's flag raised."""
+    import lightning_fabric.wrappers as fabric_wrappers
+    before = fabric_wrappers._in_fabric_backward
+    fabric_wrappers._in_fabric_backward = True
+    try:
+        (grad,) = torch.autograd.grad(output.sum(), inputs, create_graph=True)
+    finally:
+        fabric_wrappers._in_fabric_backward = before
+    return grad
