@@ -366,6 +366,13 @@ def test_cli_serve_binds_loopback_by_default(models_dir, monkeypatch):
     assert r.exit_code == 0 and calls[1][1]["host"] == "0.0.0.0" and calls[1][1]["port"] == 9000
     config = calls[1][0].state.service.config
     assert (config.max_queue, config.max_pixels, config.max_total_pixels) == (2, 1000, 2000)
+    r = CliRunner().invoke(cli, ["serve", "--models", str(models_dir), "--no-bundled", "--no-ui",
+                                 "--job-workers", "2", "--max-jobs", "5", "--job-ttl", "60"])
+    assert r.exit_code == 0, r.output
+    config = calls[2][0].state.service.config
+    assert (config.job_workers, config.max_jobs, config.job_ttl_s) == (2, 5, 60.0)
+    r = CliRunner().invoke(cli, ["serve", "--models", str(models_dir), "--no-bundled", "--no-ui", "--job-ttl", "0"])
+    assert r.exit_code == 2 and "job_ttl_s must be more than 0" in r.output
 
 
 @pytest.mark.parametrize("bad", [{"ui_path": "/"}, {"ui_path": "ui"}, {"workers": 0}, {"max_queue": -1},

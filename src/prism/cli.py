@@ -240,6 +240,9 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Address to bind;
           cors: List[str] = typer.Option([], "--cors-origin", help="Allow browser calls from this origin (repeatable); off by default."),
           no_ui: bool = typer.Option(False, "--no-ui", help="REST API only, no web app."),
           torch_threads: Optional[int] = typer.Option(None, "--torch-threads", min=1, help="Torch threads per inference (default: torch's; 1 on a CPU busy with other work)."),
+          job_workers: int = typer.Option(1, "--job-workers", help="Long jobs (restorations) running at once, beside the inference workers."),
+          max_jobs: int = typer.Option(32, "--max-jobs", help="Jobs kept in memory, finished ones included (the oldest finished go first)."),
+          job_ttl: float = typer.Option(3600.0, "--job-ttl", help="Seconds a finished job and its result are kept."),
           device: str = typer.Option("cpu", "--device")):
     """Serve the models over HTTP: a web app at /ui and a REST API at /v1 (docs at /docs)."""
     from prism.serve.cli import run_server
@@ -247,7 +250,8 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Address to bind;
         run_server(host=host, port=port, models_dir=models_dir, bundled=bundled,
                    max_upload_bytes=int(max_upload_mb * 1024 * 1024), max_pixels=max_pixels,
                    max_images=max_images, workers=workers, max_queue=max_queue, cors_origins=list(cors),
-                   ui_path="" if no_ui else "/ui", device=device, torch_threads=torch_threads)
+                   ui_path="" if no_ui else "/ui", device=device, torch_threads=torch_threads,
+                   job_workers=job_workers, max_jobs=max_jobs, job_ttl_s=job_ttl)
     except (ValueError, FileNotFoundError) as e:
         _fail(str(e))
 
