@@ -65,6 +65,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         files = aligned_faces(gen, a.faces, a.count, Path(tmp))
         results = evaluate_restoration(gen, tmp, steps=a.steps, progress=True)
+        results["data"] = f"{a.faces}: the first {len(files)} faces, FFHQ-aligned with the model's crop (dlib)"
         rows = []
         for path in files[: a.figure_count]:
             row = [Image.open(path)]
