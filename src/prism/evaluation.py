@@ -137,20 +137,22 @@ def evaluate_synthesis(synth, data, labels=None, segmenter=None, inception_weigh
         scored against the input label map; beside it, the segmenter's mIoU on the real photos
         (the ceiling: what it reaches on the kind of image it was trained on);
       - FID of the drawn photos against the real ones (prism.fid, torchmetrics), when the FID
-        Inception weights are given (or, for tests, another `fid_feature` network).
+        Inception weights are given or found ($PRISM_FID_WEIGHTS, the cache; for tests, another
+        `fid_feature` network); skipped with a note saying how to get them otherwise.
     Everything at the label maps' own size."""
-    from prism.fid.metrics import FeatureSet, extract_features, feature_identity, fid_from_features, resolve_feature
-    if segmenter is None and inception_weights is None and fid_feature is None:
-        raise ValueError("give --segmenter SEG_MODEL (for mIoU) and/or --inception-weights FILE (for FID)")
+    from prism.fid.metrics import FeatureSet, extract_features, feature_identity, fid_from_features, optional_feature_network
     if segmenter is not None and segmenter.table.names != synth.table.names:
         raise ValueError(f"the segmenter's classes ({', '.join(segmenter.table.names)}) are not the synthesis "
                          f"model's ({', '.join(synth.table.names)})")
     ds = labelled_set(synth.card, data, labels, synth.edges)
-    fid_net = None
-    if inception_weights is not None or fid_feature is not None:
-        if not ds.has_photos:
-            raise ValueError(f"{data}: label maps without photos; FID needs the real photos")
-        fid_net = resolve_feature(fid_feature or "inception", inception_weights, synth.device)
+    fid_net, notes = None, []
+    if ds.has_photos:
+        fid_net = optional_feature_network(fid_feature or "inception", inception_weights, synth.device, notes)
+    elif inception_weights is not None or fid_feature is not None:
+        raise ValueError(f"{data}: label maps without photos; FID needs the real photos")
+    if segmenter is None and fid_net is None:
+        raise ValueError("give --segmenter SEG_MODEL (for mIoU) and/or --inception-weights FILE (for FID)"
+                         + (f"; {notes[0]}" if notes else ""))
     num_classes = synth.table.num_classes
     fake_miou, real_miou = mean_iou_metric(num_classes), mean_iou_metric(num_classes)
     features: dict[str, list] = {"fake": [], "real": []}
@@ -193,4 +195,5 @@ def evaluate_synthesis(synth, data, labels=None, segmenter=None, inception_weigh
         extra["fid_feature"] = feature_identity(fid_net)
     return {"task": "oasis", "data": str(data), "count": n, "rows": rows,
             "images_per_s": round(n / seconds, 2) if seconds else None, "peak_rss_mb": round(peak_rss_mb(), 1),
-            "render_size": synth.render_size, "model": model_name(synth.card), **extra, "skipped": skipped}
+            "render_size": synth.render_size, "model": model_name(synth.card), **extra, "skipped": skipped,
+            **({"notes": notes} if notes else {})}

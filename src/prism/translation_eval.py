@@ -24,6 +24,7 @@ from torch import nn
 
 from prism.data.images import ImageReadError, list_images, read_image
 from prism.evaluation import peak_rss_mb
+from prism.fid.metrics import optional_feature_network
 from prism.metrics import Averager, paired_metrics
 from prism.tasks.cyclegan import VAL_NOISE_STD
 from prism.tasks.pix2pix import pad_for
@@ -32,23 +33,6 @@ DISTRIBUTION_KEYS = ("fid", "kid_mean", "kid_std", "mifid")
 
 
 # --- shared pieces -------------------------------------------------------------------------------------
-def _feature_network(feature, weights, device, notes: list[str]) -> nn.Module | None:
-    """The network FID/KID/MiFID use: `feature` when it is a module, else the FID Inception with
-    `weights` ($PRISM_FID_WEIGHTS / the cache when None). Weights the user named but that are not
-    there are an error; weights merely absent from the default places only skip these metrics,
-    with prism.fid's message on how to get them."""
-    from prism.fid.metrics import resolve_feature
-    if isinstance(feature, nn.Module):
-        return resolve_feature(feature, device=device)
-    try:
-        return resolve_feature("inception", weights, device)
-    except FileNotFoundError as e:
-        if weights is not None:
-            raise
-        notes.append(f"FID, KID and MiFID skipped: {e}")
-        return None
-
-
 class _FeatureCollector:
     """Features of images extracted batch by batch, so the translations never pile up in memory."""
 
@@ -145,7 +129,7 @@ def evaluate_unpaired_translator(translator, data, real=None, inception_weights=
         notes.append("FID, KID and MiFID skipped: give real target-domain images (--real DIR) to compute them")
     else:
         list_images(real)  # a wrong path fails now, before the translation work
-        net = _feature_network(feature, inception_weights, translator.device, notes)
+        net = optional_feature_network(feature, inception_weights, translator.device, notes)
     files = list_images(data)[: limit or None]
     fakes, cycle = _FeatureCollector(net, batch_size), Averager()
     noise = torch.Generator().manual_seed(seed)  # on the CPU: the same draws whatever the device
@@ -205,7 +189,7 @@ def evaluate_paired_translator(translator, data, real=None, inception_weights=No
     notes: list[str] = []
     if real is not None:
         list_images(real)
-    net = _feature_network(feature, inception_weights, translator.device, notes)
+    net = optional_feature_network(feature, inception_weights, translator.device, notes)
     files = list_images(data)[: limit or None]
     fakes, targets, acc = _FeatureCollector(net, batch_size), _FeatureCollector(net, batch_size), Averager()
     skipped, seconds, n = [], 0.0, 0

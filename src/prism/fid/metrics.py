@@ -82,6 +82,22 @@ def resolve_feature(feature: str | nn.Module = "inception", weights=None, device
     raise ValueError(f"feature must be 'inception' or an nn.Module, got {feature!r}")
 
 
+def optional_feature_network(feature, weights, device, notes: list[str]) -> nn.Module | None:
+    """The network FID/KID/MiFID use: `feature` when it is a module, else the FID Inception with
+    `weights` ($PRISM_FID_WEIGHTS / the cache when None). Weights the user named but that are not
+    there are an error; weights merely absent from the default places only skip these metrics,
+    with prism.fid's message on how to get them."""
+    if isinstance(feature, nn.Module):
+        return resolve_feature(feature, device=device)
+    try:
+        return resolve_feature("inception", weights, device)
+    except FileNotFoundError as e:
+        if weights is not None:
+            raise
+        notes.append(f"FID, KID and MiFID skipped: {e}")
+        return None
+
+
 def feature_identity(net: nn.Module) -> str:
     """What the cache key says about the network: its `feature_id` when it has one (the FID
     Inception carries its weight file's sha256), else its class and a hash of its state dict.
