@@ -15,6 +15,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import prism
+from conftest import REPO
 from prism.cli import app
 from prism.config import ConfigError
 from prism.data.labels import IGNORE, class_table
@@ -216,6 +217,26 @@ def test_trains_on_camvid_and_synthesizes_full_size(shared_data, tmp_path):
     synth = prism.load_model(run)
     annot = sorted((d / "valannot").iterdir())[0]
     assert synth.table.names[8] == "car" and synth.synthesize(annot).size == (480, 360)
+
+
+@pytest.mark.shared_data
+def test_cityscapes_pairs_preset_trains_and_synthesizes(shared_data, tmp_path):
+    """configs/oasis/cpu-cityscapes-pairs.yaml itself (colour-coded halves of the pix2pix pairs),
+    with tiny networks and 2 steps."""
+    d = shared_data / "semantic" / "cityscapes-pairs"
+    overrides = [f"data.train={d / 'train'}", f"data.val={d / 'val'}", "data.load_size=[32,32]", "train.steps=2",
+                 "train.sample_every=2", "train.val_every=2", "train.ckpt_every=2", "train.val_batches=1",
+                 "train.ema_start=0", "ema_stats.images=4", "ema_stats.batch_size=2"]
+    overrides += [f"nets.{net}.{k}={v}" for net, spec in TINY_NETS.items() for k, v in spec.items()]
+    cfg = resolve_config(REPO / "configs" / "oasis" / "cpu-cityscapes-pairs.yaml", overrides)
+    run = Trainer(cfg, runs_dir=tmp_path, progress=False).fit()
+    metrics = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    assert "d_seg_acc_real" in metrics
+    synth = prism.load_model(run)
+    assert synth.table.num_classes == 19 and "car" in synth.table.names
+    pair = sorted((d / "val").iterdir())[0]
+    label, _ = synth.read_label(pair)
+    assert synth.synthesize(label).size == (label.shape[1], label.shape[0])
 
 
 @pytest.mark.shared_data
