@@ -147,6 +147,7 @@ def test_cyclegan_trains_on_monet_and_translates_full_size(shared_data, tmp_path
     metrics = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
     assert {"cycle_l1_A", "cycle_l1_B", "cycle_l1_noisy_A", "cycle_l1_noisy_B"} <= set(metrics)
     assert (run / "samples" / "step-0000004.png").exists()
+    assert f"training data: A: {data / 'photo'}, B: {data / 'monet'}" in (run / "model" / "README.md").read_text()
 
     state = ckpt.load_checkpoint(run / "checkpoints" / "latest.pt")
     g_params = sum(p.numel() for n in ("G_AB", "G_BA") for p in state["nets"][n].values())

@@ -156,7 +156,7 @@ def card_markdown(card: dict) -> str:
     lines = [f"# PRISM model: {card['task']}", "",
              "- networks: " + ", ".join(f"{n} = {s['arch']}" for n, s in card["nets"].items()),
              f"- steps: {t.get('steps', '?')}, wall time: {t.get('wall_time_s', '?')} s on {t.get('hardware', '?')}",
-             f"- training data: {(t.get('config') or {}).get('data', {}).get('train', '?')}"]
+             f"- training data: {_training_data((t.get('config') or {}).get('data', {}))}"]
     if card.get("metrics"):
         lines += ["", "| validation during training | value |", "|---|---|"] + [f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |"
                                                           for k, v in card["metrics"].items()]
@@ -174,3 +174,12 @@ def card_markdown(card: dict) -> str:
     if card.get("license"):
         lines += ["", f"Licence: {card['license']}"]
     return "\n".join(lines) + "\n"
+
+
+def _training_data(data: dict) -> str:
+    """data.train, or both domains of an unpaired task (data.A, data.B)."""
+    if data.get("train"):
+        return str(data["train"])
+    if data.get("A") or data.get("B"):
+        return f"A: {data.get('A', '?')}, B: {data.get('B', '?')}"
+    return "?"
