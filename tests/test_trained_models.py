@@ -1,0 +1,45 @@
+"""The trained models kept in models/ (docs' results): each loads from its card alone and does its
+job on a small input. They guard the saved-model format against drift."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import prism
+from conftest import REPO, sample_photos
+
+MODELS = REPO / "models"
+
+
+def test_cyclegan_monet_translates_at_the_inputs_size():
+    translator = prism.load_model(MODELS / "cyclegan-monet-cpu")
+    assert translator.task == "cyclegan" and translator.directions == ["AtoB", "BtoA"]
+    photo = Image.fromarray(sample_photos()[1]).resize((75, 50))
+    out = translator.translate(photo, "AtoB")
+    assert out.size == (75, 50) and np.asarray(out).std() > 5  # a picture, not a flat field
+
+
+def test_oasis_and_its_segmenter_share_camvid_classes():
+    synth, seg = prism.load_model(MODELS / "oasis-camvid-cpu"), prism.load_model(MODELS / "segment-camvid-cpu")
+    assert synth.table.names == seg.table.names and "car" in synth.table.names
+    label = np.full((60, 80), synth.table.names.index("road"))
+    label[:20] = synth.table.names.index("sky")
+    photo = synth.synthesize(label, seed=0)
+    assert photo.size == (80, 60)
+    predicted = seg.segment(photo)
+    assert predicted.shape == (60, 80) and (predicted[40:] == synth.table.names.index("road")).mean() > 0.5
+
+
+def test_faces64_generates_faces_of_its_resolution():
+    gen = prism.load_model(MODELS / "stylegan-faces64-cpu")
+    faces = gen.generate(2, seed=0, psi=0.7)
+    assert [f.size for f in faces] == [(64, 64), (64, 64)]
+    assert not np.array_equal(np.asarray(faces[0]), np.asarray(faces[1]))
+
+
+@pytest.mark.parametrize("name", ["cyclegan-monet-cpu", "oasis-camvid-cpu", "segment-camvid-cpu", "stylegan-faces64-cpu"])
+def test_cards_carry_licence_and_provenance(name):
+    import json
+    card = json.loads((MODELS / name / "card.json").read_text())
+    assert card["license"] and card["notes"] and card["training"]["steps"] > 0
