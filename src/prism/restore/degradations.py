@@ -79,8 +79,13 @@ class Mask(Degradation):
         return diffusion_fill(observed, self._hole(observed))
 
     def composite(self, generated, observed):
+        """G's content in the hole, blended seamlessly (Poisson-style): the colour mismatch along the
+        hole's border is spread smoothly over the hole, so no seam shows where G meets the photo.
+        Outside the hole the photo is kept exactly."""
         hole = self._hole(generated)
-        return (generated * hole + _resize(observed, generated.shape[-1]) * (1 - hole)).clamp(0, 1)
+        observed = _resize(observed, generated.shape[-1])
+        membrane = diffusion_fill(observed - generated, hole)
+        return ((generated + membrane) * hole + observed * (1 - hole)).clamp(0, 1)
 
 
 class Downsample(Degradation):
