@@ -153,11 +153,12 @@ def three_photos(tmp_path):
 
 def test_submission_zip(painter, three_photos, tmp_path):
     out = tmp_path / "sub" / "images.zip"
-    path, skipped = write_submission(prism.load_model(painter), three_photos, 7, out, min_count=1, progress=False)
+    path, skipped = write_submission(prism.load_model(painter), three_photos, 13, out, min_count=1, progress=False)
     assert path == out and [p.name for p, _ in skipped] == ["d.jpg"]
     with zipfile.ZipFile(out) as zf:
         names = zf.namelist()
-        assert names == [f"{i:05d}.jpg" for i in range(7)]
+        assert names == [f"{i:05d}.jpg" for i in range(13)]
+        assert len({zf.read(n) for n in names}) == 13  # 4+ passes over 3 readable photos, no duplicate
         images = [Image.open(zf.open(n)) for n in names]
     assert all(im.format == "JPEG" and im.size == (256, 256) and im.mode == "RGB" for im in images)
     # the second pass through the folder translates the photos mirrored: no duplicate of image 0
