@@ -18,7 +18,7 @@ import prism
 from prism.data.images import list_images
 from prism.restore.align import FaceNotFound
 from prism.restore.api import to_pil
-from prism.restore.evaluate import evaluate_restoration
+from prism.restore.evaluate import default_hole, evaluate_restoration
 
 CELL = 128  # faces are drawn at 128 px in the figures (the model's 64 px, nearest-upscaled)
 
@@ -85,9 +85,9 @@ def main():
 
 
 def _hole_rect(size: int) -> tuple[int, int, int, int]:
-    """The evaluation's hole (nose and upper lip) as x, y, w, h in the aligned face's pixels."""
-    x, y = int(0.25 * size), int(0.40 * size)
-    return x, y, int(0.75 * size) - x, int(0.75 * size) - y
+    """The evaluation's own hole (evaluate.default_hole) as x, y, w, h in the aligned face's pixels."""
+    ys, xs = default_hole(size)[0, 0].nonzero(as_tuple=True)
+    return int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)
 
 
 if __name__ == "__main__":
