@@ -195,6 +195,37 @@ def test_projection_lowers_the_loss_on_a_real_face(shared_data):
     assert not torch.equal(result.ws[0, 0], result.ws[0, -1])  # W+: one per layer
 
 
+def test_samples_are_independent_projections_and_restore_uses_their_mean(tmp_path):
+    G, D = tiny_nets()
+    torch.manual_seed(1)
+    truth = torch.rand(2, 3, 16, 16)
+    hole = torch.zeros(1, 1, 16, 16)
+    hole[..., 4:10, 5:12] = 1
+    op = Mask(hole)
+    settings = ProjectionSettings(steps=6, w_avg_samples=100, samples=3, frame_every=3)
+    result = project(G, op(truth), op, PixelDistance(), settings)
+    assert result.samples.shape == (3, 2, 3, 16, 16) and result.sample_ws.shape == (3, 2, G.num_ws, 8)
+    assert torch.equal(result.images, result.samples[0]) and torch.equal(result.ws, result.sample_ws[0])
+    assert torch.allclose(result.mean, result.samples.mean(dim=0))
+    assert not torch.allclose(result.samples[0], result.samples[1])  # each sample starts from its own noise
+    assert [s for s, _ in result.frames] == [0, 3, 6] and result.frames[-1][1].shape == (2, 3, 16, 16)
+    with pytest.raises(ValueError, match="samples"):
+        ProjectionSettings(samples=0)
+
+    gen = FaceGenerator(G, D, {"options": {}})
+    photo = Image.fromarray((torch.rand(32, 32, 3).numpy() * 255).astype(np.uint8))
+    res = gen.restore(photo, degradation="mask", rect=(8, 8, 12, 10), steps=4, align=False, samples=3,
+                      settings={"w_avg_samples": 100})
+    assert res.sample_ws.shape == (3, G.num_ws, 8) and np.array_equal(res.w, res.sample_ws[0])
+    spread = np.asarray(res.uncertainty.convert("L"), dtype=float)
+    known = ~hole_tensor(hole_from_rect((8, 8, 12, 10), (32, 32)), 16)[0, 0].numpy().astype(bool)
+    assert spread[known].max() == spread[known].min() < spread[~known].max()  # the photo decides outside the hole
+    paths = res.save(tmp_path / "out")
+    assert np.load(paths["sample_ws"]).shape == (3, G.num_ws, 8) and paths["uncertainty"].exists()
+    assert json.loads(paths["json"].read_text())["samples"] == 3
+    assert gen.restore(photo, degradation="gray", steps=2, align=False, settings={"w_avg_samples": 100}).uncertainty is None
+
+
 @pytest.mark.shared_data
 def test_restore_api_cli_and_evaluation(shared_data, tmp_path):
     faces = shared_data / "faces" / "celeba-hq-256"
@@ -223,11 +254,11 @@ def test_restore_api_cli_and_evaluation(shared_data, tmp_path):
     assert res.exit_code == 2 and "--rect" in res.output
 
     from prism.restore.evaluate import evaluate_restoration
-    report = evaluate_restoration(gen, faces, limit=2, batch_size=2, steps=3, progress=False)
-    assert report["count"] == 2 and report["task"] == "stylegan"
+    report = evaluate_restoration(gen, faces, limit=2, batch_size=2, steps=3, samples=2, progress=False)
+    assert report["count"] == 2 and report["task"] == "stylegan" and report["samples"] == 2
     assert set(report["rows"]) == {f"{d}: {k}" for d, b in (("gray", "gray input"), ("mask", "diffusion fill"),
                                                            ("downsample", "bicubic"))
-                                   for k in ("restored", "projection", f"baseline ({b})")}
+                                   for k in ("restored", "one sample", "projection", f"baseline ({b})")}
     for row in report["rows"].values():
         assert set(row) == {"psnr", "ssim", "perceptual"} and all(math.isfinite(v) for v in row.values())
     # the bicubic baseline of a 4x reduction is closer to the truth than a random 3-step projection

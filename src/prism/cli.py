@@ -135,6 +135,8 @@ def evaluate(task: Optional[str] = typer.Argument(None, help="Task to evaluate: 
              direction: Optional[str] = typer.Option(None, "--direction", help="cyclegan, pix2pix: AtoB or BtoA; default: the model's own (AtoB when it has both)."),
              seed: Optional[int] = typer.Option(None, "--seed", help="oasis: the noise seed of the generated photos; cyclegan: of the noise in cycle_l1_noisy (default 0)."),
              saturation: Optional[float] = typer.Option(None, "--saturation", min=0.0, max=2.0, help="colorize: score the outputs at this chroma scale (as colorize --saturation)."),
+             steps: Optional[int] = typer.Option(None, "--steps", min=1, help="stylegan: projection steps per restoration (default 150)."),
+             samples: Optional[int] = typer.Option(None, "--samples", min=1, help="stylegan: projections per face; the restoration is built from their mean (default 1)."),
              json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON here."),
              limit: int = typer.Option(0, "--limit", help="Evaluate only the first N images (0 = all)."),
              batch_size: int = typer.Option(16, "--batch-size"),
@@ -153,7 +155,8 @@ def evaluate(task: Optional[str] = typer.Argument(None, help="Task to evaluate: 
         task_cls = task_class(predictor.card["task"])
         extra = {k: v for k, v in (("labels", labels), ("segmenter", segmenter), ("seed", seed),
                                    ("inception_weights", inception_weights), ("real", real),
-                                   ("direction", direction), ("saturation", saturation)) if v is not None}
+                                   ("direction", direction), ("saturation", saturation), ("steps", steps),
+                                   ("samples", samples)) if v is not None}
         for name in extra:  # an option the task does not take is a mistake, not something to ignore
             if name not in getattr(task_cls, "eval_options", ()):
                 _fail(f"--{name.replace('_', '-')} does not apply to {predictor.task} models")
@@ -419,6 +422,7 @@ def restore(image: Path = typer.Argument(..., help="A photo of a face (aligned a
             lpips_vgg16: Optional[Path] = typer.Option(None, "--lpips-vgg16", help="torchvision VGG16 weights (vgg16-397923af.pth), with --lpips-lin: LPIPS distance."),
             lpips_lin: Optional[Path] = typer.Option(None, "--lpips-lin", help="LPIPS v0.1 linear layers (vgg.pth)."),
             seed: int = typer.Option(0, "--seed"),
+            samples: int = typer.Option(1, "--samples", min=1, help="Independent projections; the restoration is built from their mean (closer on average, smoother) and uncertainty.png shows where they disagree."),
             out_dir: Path = typer.Option(Path("restored"), "--out", "-o", help="Output folder."),
             device: str = typer.Option("cpu", "--device"),
             precision: str = typer.Option("fp32", "--precision", help=PRECISION_HELP),
@@ -440,7 +444,7 @@ def restore(image: Path = typer.Argument(..., help="A photo of a face (aligned a
     try:
         result = generator.restore(image, degradation=degradation, steps=steps, mask=mask, rect=box, factor=factor,
                                    align=align, space=space, lpips_vgg16=lpips_vgg16, lpips_lin=lpips_lin,
-                                   frame_every=frame_every, seed=seed, progress=progress)
+                                   frame_every=frame_every, seed=seed, samples=samples, progress=progress)
     except (FaceNotFound, AlignmentUnavailable, ImageReadError, ValueError, FileNotFoundError) as e:
         _fail(str(e))
     paths = result.save(out_dir)

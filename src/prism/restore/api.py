@@ -31,7 +31,7 @@ def to_tensor(img: Image.Image) -> torch.Tensor:
 
 @dataclass
 class RestoreResult:
-    restored: Image.Image          # G's image with what the observation still knows put back
+    restored: Image.Image          # G's image (the mean of the samples) with what the observation still knows put back
     projection: Image.Image        # G(w) itself
     observed: Image.Image          # the degraded input, shown at the model's resolution
     input: Image.Image             # the input as the model saw it (aligned / cropped)
@@ -41,6 +41,8 @@ class RestoreResult:
     distance: str                  # which distance drove the projection
     degradation: str
     frames: list[tuple[int, Image.Image]] = field(default_factory=list)
+    sample_ws: np.ndarray | None = None        # (K, num_ws, w_dim) when restored from K > 1 samples
+    uncertainty: Image.Image | None = None     # where the K samples disagree (bright = a guess)
 
     def save(self, out_dir: str | Path) -> dict[str, Path]:
         """restored.png, projection.png, observed.png, input.png, w.npy, frames/, progress.gif,
@@ -53,6 +55,12 @@ class RestoreResult:
             getattr(self, name).save(paths[name])
         paths["w"] = out / "w.npy"
         np.save(paths["w"], self.w)
+        if self.sample_ws is not None:
+            paths["sample_ws"] = out / "sample_ws.npy"
+            np.save(paths["sample_ws"], self.sample_ws)
+        if self.uncertainty is not None:
+            paths["uncertainty"] = out / "uncertainty.png"
+            self.uncertainty.save(paths["uncertainty"])
         for step, frame in self.frames:
             frame.save(out / "frames" / f"step-{step:05d}.png")
         if self.frames:
@@ -63,6 +71,7 @@ class RestoreResult:
         _plot_losses(self.losses, self.distances, paths["loss"], self.distance)
         paths["json"] = out / "result.json"
         paths["json"].write_text(json.dumps({"degradation": self.degradation, "distance": self.distance,
+                                             "samples": 1 if self.sample_ws is None else len(self.sample_ws),
                                              "steps": len(self.losses), "final_loss": self.losses[-1] if self.losses else None,
                                              "final_distance": self.distances[-1] if self.distances else None,
                                              "files": {k: str(v) for k, v in paths.items() if k != "json"}}, indent=2) + "\n")
@@ -134,14 +143,16 @@ class FaceGenerator:
 
     def restore(self, image, degradation: str = "gray", steps: int = 300, mask=None, rect=None, factor: int = 4,
                 align: bool = True, space: str = "w+", lpips_vgg16=None, lpips_lin=None, pixel_weight: float = 1.0,
-                frame_every: int = 0, seed: int = 0, progress: bool = False, settings: dict | None = None,
+                frame_every: int = 0, seed: int = 0, samples: int = 1, progress: bool = False, settings: dict | None = None,
                 on_step: Callable[[int, float, float], None] | None = None) -> RestoreResult:
         """Degrade the photo with `degradation` (gray, mask, downsample, none or a chain like gray+mask;
         an input that is already degraded that way stays as it is), then find the face of the generator
         whose degraded version matches it. mask: a mask image path or PIL image (white = missing); rect:
         (x, y, w, h) in the photo's pixels. Distance: LPIPS when both weight files are given, else the
         model's discriminator features plus pixels. on_step(step, loss, distance) is called after every
-        projection step (for progress reports; an exception raised in it stops the projection)."""
+        projection step (for progress reports; an exception raised in it stops the projection).
+        samples > 1: that many independent projections; `restored` is built from their mean (closer
+        to the truth on average, smoother) and `uncertainty` shows where they disagree."""
         size_wh = _image_size(image)
         hole = None
         if mask is not None:
@@ -152,16 +163,22 @@ class FaceGenerator:
         op = build_degradation(degradation, self.resolution, hole_tensor(hole, self.resolution) if hole is not None else None, factor)
         distance = make_distance(self.D, self.resolution, lpips_vgg16, lpips_lin, pixel_weight).to(self.device)
         observed = op(clean.to(self.device))
-        s = ProjectionSettings(steps=steps, space=space, frame_every=frame_every, seed=seed, **(settings or {}))
+        s = ProjectionSettings(steps=steps, space=space, frame_every=frame_every, seed=seed, samples=samples,
+                               **(settings or {}))
         with _progress_bar(steps, progress) as bar_step:
             result = project(self.G, observed, op, distance, s, on_step=_both(bar_step, on_step))
         observed_view = _show(observed.cpu(), self.resolution)
         frames = [(step, _side_by_side(observed_view, img)) for step, img in result.frames]
-        return RestoreResult(restored=to_pil(op.composite(result.images, observed.cpu()))[0],
+        several, observed = s.samples > 1, observed.cpu()
+        # where the samples' restorations disagree: 0 where the photo decides (the known pixels of a mask)
+        spread = torch.stack([op.composite(x, observed) for x in result.samples]).std(dim=0).mean(dim=1) if several else None
+        return RestoreResult(restored=to_pil(op.composite(result.mean, observed))[0],
                              projection=to_pil(result.images)[0], observed=to_pil(observed_view)[0],
                              input=to_pil(clean)[0], w=result.ws[0].numpy(), losses=result.losses,
                              distances=result.distances,
-                             distance=result.distance_name, degradation=op.name, frames=frames)
+                             distance=result.distance_name, degradation=op.name, frames=frames,
+                             sample_ws=result.sample_ws[:, 0].numpy() if several else None,
+                             uncertainty=_heatmap(spread[0]) if several else None)
 
 
 def _both(*callbacks):
@@ -188,6 +205,13 @@ def _image_size(image) -> tuple[int, int]:
 def _show(observed: torch.Tensor, size: int) -> torch.Tensor:
     """A low-resolution observation blown up with visible pixels, for viewing."""
     return observed if observed.shape[-1] == size else F.interpolate(observed, size=(size, size), mode="nearest")
+
+
+def _heatmap(spread: torch.Tensor) -> Image.Image:
+    """(H, W) per-pixel spread -> a colour map scaled to its own maximum (dark = the samples agree)."""
+    from matplotlib import colormaps
+    scaled = (spread / spread.max().clamp_min(1e-6)).cpu().numpy()
+    return float_to_pil(colormaps["magma"](scaled)[..., :3].astype(np.float32))
 
 
 def _side_by_side(left: torch.Tensor, right: torch.Tensor) -> Image.Image:

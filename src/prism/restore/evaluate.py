@@ -5,7 +5,9 @@ alignment) is degraded in each way, restored, and scored against the clean face 
 resolution: PSNR, SSIM and a perceptual distance (LPIPS when its weights are given, else the
 discriminator-feature distance without its pixel term). Rows per degradation: the composite
 restoration, the raw projection G(w), and the baseline restoration of the degraded input itself
-(gray: the gray image; mask: diffusion fill; downsample: bicubic up-sampling).
+(gray: the gray image; mask: diffusion fill; downsample: bicubic up-sampling). With samples = K > 1
+the composite is built from the mean of K projections, and a "one sample" row shows the first
+projection's composite alone.
 """
 from __future__ import annotations
 
@@ -45,7 +47,8 @@ def _scores(pred: torch.Tensor, truth: torch.Tensor, perceptual) -> dict[str, to
 
 def evaluate_restoration(predictor, data, limit: int = 0, batch_size: int = 8, steps: int = 150,
                          degradations=("gray", "mask", "downsample"), factor: int = 4, space: str = "w+",
-                         lpips_vgg16=None, lpips_lin=None, seed: int = 0, progress: bool = True) -> dict:
+                         lpips_vgg16=None, lpips_lin=None, seed: int = 0, samples: int = 1,
+                         progress: bool = True) -> dict:
     R, device = predictor.resolution, predictor.device
     files = list_images(data)[: limit or None]
     if lpips_vgg16 or lpips_lin:
@@ -55,8 +58,9 @@ def evaluate_restoration(predictor, data, limit: int = 0, batch_size: int = 8, s
         project_distance, perceptual = DiscriminatorDistance(predictor.D), DiscriminatorDistance(predictor.D, 0.0)
     else:
         project_distance = perceptual = PixelDistance()
-    accs = {f"{d}: {kind}": Averager() for d in degradations for kind in ("restored", "projection", f"baseline ({BASELINES[d]})")}
-    settings = ProjectionSettings(steps=steps, space=space, seed=seed)
+    kinds = ["restored"] + (["one sample"] if samples > 1 else []) + ["projection"]
+    accs = {f"{d}: {kind}": Averager() for d in degradations for kind in kinds + [f"baseline ({BASELINES[d]})"]}
+    settings = ProjectionSettings(steps=steps, space=space, seed=seed, samples=samples)
     skipped, seconds, n = [], 0.0, 0
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("restoring", total=len(files))
@@ -77,14 +81,15 @@ def evaluate_restoration(predictor, data, limit: int = 0, batch_size: int = 8, s
                 result = project(predictor.G, observed, op, project_distance, settings)
                 seconds += time.perf_counter() - t0
                 images = result.images.to(device)
-                for kind, pred in (("restored", op.composite(images, observed)), ("projection", images),
-                                   (f"baseline ({BASELINES[d]})", op.baseline(observed, R))):
-                    accs[f"{d}: {kind}"].add(_scores(pred, truth, perceptual), n=len(truth))
+                preds = {"restored": op.composite(result.mean.to(device), observed), "projection": images,
+                         "one sample": op.composite(images, observed), f"baseline ({BASELINES[d]})": op.baseline(observed, R)}
+                for kind in (k for k in preds if f"{d}: {k}" in accs):
+                    accs[f"{d}: {kind}"].add(_scores(preds[kind], truth, perceptual), n=len(truth))
             n += len(truth)
             bar.update(task, advance=len(files[start:start + batch_size]))
     return {
         "task": "stylegan", "data": str(data), "count": n, "rows": {k: a.means() for k, a in accs.items()},
-        "projection_distance": project_distance.name, "perceptual": perceptual.name, "steps": steps,
+        "projection_distance": project_distance.name, "perceptual": perceptual.name, "steps": steps, "samples": samples,
         "seconds_per_restoration": round(seconds / max(n * len(degradations), 1), 2),
         "peak_rss_mb": round(peak_rss_mb(), 1), "resolution": R,
         "model": predictor.card.get("training", {}).get("run") or predictor.card.get("name", "?"), "skipped": skipped,

@@ -14,6 +14,11 @@ maps whose image, degraded, is closest to the degraded observation:
   their autocorrelation at 1-pixel shifts is penalised at every scale of a pyramid, and each
   map is renormalised to zero mean and unit variance after every step.
 Batches project every image independently (Adam is element-wise; losses are summed).
+
+`samples` > 1 runs that many independent projections per image (same observation, different
+starting noise), batched together. Where the observation leaves the answer open (the hole of an
+inpainting, the colours of a gray photo) they disagree; their mean is the estimate with the least
+expected squared error (what PSNR rewards), their spread shows where the answer is a guess.
 """
 from __future__ import annotations
 
@@ -39,22 +44,40 @@ class ProjectionSettings:
     w_avg_samples: int = 10000
     frame_every: int = 0              # keep G's image every N steps (0 = none)
     seed: int = 0
+    samples: int = 1                  # independent projections per image (their mean is the estimate)
 
     def __post_init__(self):
         if self.space not in ("w", "w+"):
             raise ValueError(f"space must be w or w+, got {self.space!r}")
         if self.steps < 1:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
+        if self.samples < 1:
+            raise ValueError(f"samples must be >= 1, got {self.samples}")
 
 
 @dataclass
 class Projection:
-    ws: torch.Tensor                  # (B, num_ws, w_dim): the projected latents
-    images: torch.Tensor              # (B, 3, H, W) in [0, 1]: G(ws) with the optimised noise
-    losses: list[float]               # total loss per step, mean over the batch
+    sample_ws: torch.Tensor           # (K, B, num_ws, w_dim): the projected latents, K samples per image
+    samples: torch.Tensor             # (K, B, 3, H, W) in [0, 1]: G(ws) with the optimised noise
+    losses: list[float]               # total loss per step, mean over the batch and samples
     distances: list[float]            # the distance part alone, per step
-    frames: list[tuple[int, torch.Tensor]] = field(default_factory=list)  # (step, images)
+    frames: list[tuple[int, torch.Tensor]] = field(default_factory=list)  # (step, mean image)
     distance_name: str = ""
+
+    @property
+    def ws(self) -> torch.Tensor:
+        """(B, num_ws, w_dim): the first sample's latents."""
+        return self.sample_ws[0]
+
+    @property
+    def images(self) -> torch.Tensor:
+        """(B, 3, H, W): the first sample's image, G(w) itself."""
+        return self.samples[0]
+
+    @property
+    def mean(self) -> torch.Tensor:
+        """(B, 3, H, W): the mean over samples, the least-squared-error estimate."""
+        return self.samples.mean(dim=0)
 
 
 def w_statistics(G, samples: int = 10000, seed: int = 0) -> tuple[torch.Tensor, float]:
@@ -100,11 +123,16 @@ def project(G, observed: torch.Tensor, degradation, distance, settings: Projecti
     params = list(G.parameters())
     grad_flags = [p.requires_grad for p in params]
     G.requires_grad_(False)
-    try:
-        return _optimize(G, observed, degradation, distance, s, on_step, device)
+    b = observed.shape[0]
+    try:  # K samples: the batch tiled K times; each item gets its own w noise and noise maps
+        p = _optimize(G, observed.repeat(s.samples, 1, 1, 1), degradation, distance, s, on_step, device)
     finally:
-        for p, flag in zip(params, grad_flags):
-            p.requires_grad_(flag)
+        for param, flag in zip(params, grad_flags):
+            param.requires_grad_(flag)
+    k = s.samples
+    p.sample_ws, p.samples = p.sample_ws.reshape(k, b, *p.sample_ws.shape[1:]), p.samples.reshape(k, b, *p.samples.shape[1:])
+    p.frames = [(step, img.reshape(k, b, *img.shape[1:]).mean(dim=0)) for step, img in p.frames]
+    return p
 
 
 def _optimize(G, observed, degradation, distance, s: ProjectionSettings, on_step, device) -> Projection:

@@ -37,6 +37,8 @@ class RestoreOptions(BaseModel):
                                           "for a photo that is already a face crop framed like them.")
     space: Literal["w+", "w"] = Field("w+", description="w+: one latent per layer (closer fits); w: one for all.")
     seed: int = Field(0, ge=0, lt=2**32, description="Seed of the projection's noise.")
+    samples: int = Field(1, ge=1, le=16, description="Independent projections; the restoration is built from "
+                                                     "their mean (closer on average, smoother). Time grows with it.")
 
     @field_validator("rect", mode="before")
     @classmethod
@@ -69,7 +71,8 @@ def run_restore(generator, images: list[LoadedImage], options: RestoreOptions, j
         try:
             result = generator.restore(float_to_pil(image.rgb), degradation=options.degradation, steps=options.steps,
                                        mask=mask, rect=rect, factor=options.factor, align=options.align,
-                                       space=options.space, seed=options.seed, on_step=on_step)
+                                       space=options.space, seed=options.seed, samples=options.samples,
+                                       on_step=on_step)
         except FaceNotFound:
             raise ServeError(422, "no_face", f"{name}: no face found. For a photo that is already a face crop "
                                              "framed like the model's training faces, send align=false.") from None
@@ -82,6 +85,8 @@ def run_restore(generator, images: list[LoadedImage], options: RestoreOptions, j
         out.append(result.restored)
         job.attach(i, "w.npy", "application/octet-stream", _npy(result.w))
         job.attach(i, "projection.png", "image/png", U.encode(result.projection, "png"))
+        if result.uncertainty is not None:
+            job.attach(i, "uncertainty.png", "image/png", U.encode(result.uncertainty, "png"))
         job.before[i] = result.observed  # the degraded face the projection saw, at the model's resolution
     return out
 
