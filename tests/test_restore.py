@@ -256,6 +256,7 @@ def test_restore_api_cli_and_evaluation(shared_data, tmp_path):
     from prism.restore.evaluate import evaluate_restoration
     report = evaluate_restoration(gen, faces, limit=2, batch_size=2, steps=3, samples=2, progress=False)
     assert report["count"] == 2 and report["task"] == "stylegan" and report["samples"] == 2
+    assert report["model"] == str(model)  # the model as the user named it, not the run it came from
     assert set(report["rows"]) == {f"{d}: {k}" for d, b in (("gray", "gray input"), ("mask", "diffusion fill"),
                                                            ("downsample", "bicubic"))
                                    for k in ("restored", "one sample", "projection", f"baseline ({b})")}

@@ -67,14 +67,16 @@ def evaluate_colorizer(colorizer, data, limit: int = 0, batch_size: int = 16, pr
         "task": "colorize", "data": str(data), "count": n, "rows": rows,
         "images_per_s": round(n / seconds, 2) if seconds else None,
         "peak_rss_mb": round(peak_rss_mb(), 1), "render_size": colorizer.render_size, "saturation": saturation,
-        "model": colorizer.card.get("name") or colorizer.card.get("training", {}).get("run", "?"),
+        "model": model_name(colorizer),
         "skipped": skipped,
     }
 
 
 # --- label maps: segmentation and semantic synthesis ---------------------------------------------------
-def model_name(card: dict) -> str:
-    return card.get("name") or card.get("training", {}).get("run", "?")
+def model_name(predictor) -> str:
+    """The model as the user named it when loading it (a path or a bundled name), else its card's name."""
+    card = predictor.card
+    return getattr(predictor, "source", None) or card.get("name") or card.get("training", {}).get("run", "?")
 
 
 def labelled_set(card: dict, data, labels=None, instances: bool = False):
@@ -127,7 +129,7 @@ def evaluate_segmenter(segmenter, data, labels=None, limit: int = 0, batch_size:
     return {"task": "segment", "data": str(data), "count": n,
             "rows": {"segmenter": {"miou": float(miou.compute()), "pixel_acc": hits / max(labelled, 1)}},
             "images_per_s": round(n / seconds, 2) if seconds else None, "peak_rss_mb": round(peak_rss_mb(), 1),
-            "render_size": segmenter.render_size, "model": model_name(segmenter.card), "skipped": skipped}
+            "render_size": segmenter.render_size, "model": model_name(segmenter), "skipped": skipped}
 
 
 def evaluate_synthesis(synth, data, labels=None, segmenter=None, inception_weights=None, seed: int = 0,
@@ -185,7 +187,7 @@ def evaluate_synthesis(synth, data, labels=None, segmenter=None, inception_weigh
         rows[f"synthesized (seed {seed})"]["miou"] = float(fake_miou.compute())
         if ds.has_photos:
             rows["real photos"] = {"miou": float(real_miou.compute())}
-    extra = {"segmenter": model_name(segmenter.card)} if segmenter is not None else {}
+    extra = {"segmenter": model_name(segmenter)} if segmenter is not None else {}
     if fid_net is not None:
         if n < 2:
             raise ValueError(f"FID needs at least 2 images, got {n}")
@@ -195,5 +197,5 @@ def evaluate_synthesis(synth, data, labels=None, segmenter=None, inception_weigh
         extra["fid_feature"] = feature_identity(fid_net)
     return {"task": "oasis", "data": str(data), "count": n, "rows": rows,
             "images_per_s": round(n / seconds, 2) if seconds else None, "peak_rss_mb": round(peak_rss_mb(), 1),
-            "render_size": synth.render_size, "model": model_name(synth.card), **extra, "skipped": skipped,
+            "render_size": synth.render_size, "model": model_name(synth), **extra, "skipped": skipped,
             **({"notes": notes} if notes else {})}

@@ -104,6 +104,7 @@ def load_model(name_or_path=None, device: str = "cpu", precision: str = "fp32"):
     apply_precision(nets, precision, device)
     predictor = task_class(card["task"]).predictor(nets, card)
     predictor.precision = precision
+    predictor.source = str(name_or_path or DEFAULT_MODEL)  # what the user loaded: evaluations name it
     return predictor
 
 

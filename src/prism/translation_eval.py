@@ -23,7 +23,7 @@ from rich.progress import Progress
 from torch import nn
 
 from prism.data.images import ImageReadError, list_images, read_image
-from prism.evaluation import peak_rss_mb
+from prism.evaluation import model_name, peak_rss_mb
 from prism.fid.metrics import optional_feature_network
 from prism.metrics import Averager, paired_metrics
 from prism.tasks.cyclegan import VAL_NOISE_STD
@@ -97,10 +97,6 @@ def _as_8bit(x: torch.Tensor) -> list[np.ndarray]:
     return list((x.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())
 
 
-def _model_name(translator) -> str:
-    return translator.card.get("name") or translator.card.get("training", {}).get("run", "?")
-
-
 def _resolve_direction(translator, direction: str | None) -> str:
     translator.generator(direction)  # ValueError naming the model's directions if it lacks this one
     return direction or ("AtoB" if "AtoB" in translator.generators else translator.directions[0])
@@ -162,7 +158,7 @@ def evaluate_unpaired_translator(translator, data, real=None, inception_weights=
         "direction": direction, "real": str(real) if real is not None else None, **details,
         "cycle_noise_std": noise_std if G_back is not None else None, "noise_seed": seed,
         "images_per_s": round(n / seconds, 2) if seconds else None, "peak_rss_mb": round(peak_rss_mb(), 1),
-        "model": _model_name(translator), "notes": notes, "skipped": skipped,
+        "model": model_name(translator), "notes": notes, "skipped": skipped,
     }
 
 
@@ -220,5 +216,5 @@ def evaluate_paired_translator(translator, data, real=None, inception_weights=No
         "rows": {"model": {**acc.means(), **scores}},
         "direction": direction, "real": str(real) if real is not None else "the target halves", **details,
         "images_per_s": round(n / seconds, 2) if seconds else None, "peak_rss_mb": round(peak_rss_mb(), 1),
-        "model": _model_name(translator), "notes": notes, "skipped": skipped,
+        "model": model_name(translator), "notes": notes, "skipped": skipped,
     }

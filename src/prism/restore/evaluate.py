@@ -19,7 +19,7 @@ from rich.progress import Progress
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 from prism.data.images import ImageReadError, list_images, open_image
-from prism.evaluation import peak_rss_mb
+from prism.evaluation import model_name, peak_rss_mb
 from prism.metrics import Averager
 from prism.restore.api import to_tensor
 from prism.restore.degradations import build_degradation
@@ -92,5 +92,5 @@ def evaluate_restoration(predictor, data, limit: int = 0, batch_size: int = 8, s
         "projection_distance": project_distance.name, "perceptual": perceptual.name, "steps": steps, "samples": samples,
         "seconds_per_restoration": round(seconds / max(n * len(degradations), 1), 2),
         "peak_rss_mb": round(peak_rss_mb(), 1), "resolution": R,
-        "model": predictor.card.get("training", {}).get("run") or predictor.card.get("name", "?"), "skipped": skipped,
+        "model": model_name(predictor), "skipped": skipped,
     }
