@@ -224,6 +224,11 @@ def test_samples_are_independent_projections_and_restore_uses_their_mean(tmp_pat
     assert np.load(paths["sample_ws"]).shape == (3, G.num_ws, 8) and paths["uncertainty"].exists()
     assert json.loads(paths["json"].read_text())["samples"] == 3
     assert gen.restore(photo, degradation="gray", steps=2, align=False, settings={"w_avg_samples": 100}).uncertainty is None
+    # steps and samples default to the model card's measured values
+    carded = FaceGenerator(G, D, {"options": {"restore": {"steps": 3, "samples": 2}}})
+    res = carded.restore(photo, degradation="gray", align=False, settings={"w_avg_samples": 100})
+    assert len(res.losses) == 3 and res.sample_ws.shape[0] == 2
+    assert len(gen.restore(photo, degradation="gray", steps=2, align=False, settings={"w_avg_samples": 100}).losses) == 2
 
 
 @pytest.mark.shared_data

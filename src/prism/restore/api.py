@@ -105,6 +105,8 @@ class FaceGenerator:
         self.device = next(G.parameters()).device
         crop = card.get("options", {}).get("align", {})
         self.align_zoom, self.align_shift_y = float(crop.get("zoom", 1.0)), float(crop.get("shift_y", 0.0))
+        defaults = card.get("options", {}).get("restore", {})  # the model's measured projection defaults
+        self.default_steps, self.default_samples = int(defaults.get("steps", 300)), int(defaults.get("samples", 1))
 
     # --- generation ----------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -141,9 +143,9 @@ class FaceGenerator:
             hole = ImageOps.fit(hole, (R, R), Image.NEAREST) if hole is not None else None
         return to_tensor(face), hole
 
-    def restore(self, image, degradation: str = "gray", steps: int = 300, mask=None, rect=None, factor: int = 4,
+    def restore(self, image, degradation: str = "gray", steps: int | None = None, mask=None, rect=None, factor: int = 4,
                 align: bool = True, space: str = "w+", lpips_vgg16=None, lpips_lin=None, pixel_weight: float = 1.0,
-                frame_every: int = 0, seed: int = 0, samples: int = 1, progress: bool = False, settings: dict | None = None,
+                frame_every: int = 0, seed: int = 0, samples: int | None = None, progress: bool = False, settings: dict | None = None,
                 on_step: Callable[[int, float, float], None] | None = None) -> RestoreResult:
         """Degrade the photo with `degradation` (gray, mask, downsample, none or a chain like gray+mask;
         an input that is already degraded that way stays as it is), then find the face of the generator
@@ -152,7 +154,9 @@ class FaceGenerator:
         model's discriminator features plus pixels. on_step(step, loss, distance) is called after every
         projection step (for progress reports; an exception raised in it stops the projection).
         samples > 1: that many independent projections; `restored` is built from their mean (closer
-        to the truth on average, smoother) and `uncertainty` shows where they disagree."""
+        to the truth on average, smoother) and `uncertainty` shows where they disagree. steps and
+        samples default to the model card's `restore` values (300 and 1 unless its preset says)."""
+        steps, samples = steps or self.default_steps, samples or self.default_samples
         size_wh = _image_size(image)
         hole = None
         if mask is not None:

@@ -45,10 +45,12 @@ def _scores(pred: torch.Tensor, truth: torch.Tensor, perceptual) -> dict[str, to
                 "perceptual": perceptual(pred, perceptual.prepare(truth))}
 
 
-def evaluate_restoration(predictor, data, limit: int = 0, batch_size: int = 8, steps: int = 150,
+def evaluate_restoration(predictor, data, limit: int = 0, batch_size: int = 8, steps: int | None = None,
                          degradations=("gray", "mask", "downsample"), factor: int = 4, space: str = "w+",
-                         lpips_vgg16=None, lpips_lin=None, seed: int = 0, samples: int = 1,
+                         lpips_vgg16=None, lpips_lin=None, seed: int = 0, samples: int | None = None,
                          progress: bool = True) -> dict:
+    """steps, samples: the projection's; default: the model card's (as `prism restore`)."""
+    steps, samples = steps or predictor.default_steps, samples or predictor.default_samples
     R, device = predictor.resolution, predictor.device
     files = list_images(data)[: limit or None]
     if lpips_vgg16 or lpips_lin:

@@ -28,7 +28,8 @@ class RestoreOptions(BaseModel):
     degradation: Literal["gray", "mask", "downsample", "gray+mask", "none"] = Field(
         "gray", description="What happened to the photo: gray (colour lost), mask (a hole: send rect or a mask "
                             "image), downsample (low resolution), gray+mask, or none (plain projection).")
-    steps: int = Field(300, ge=1, le=2000, description="Projection steps: more fit closer and take longer.")
+    steps: Optional[int] = Field(None, ge=1, le=2000, description="Projection steps: more fit the photo closer and "
+                                 "take longer; default: the model's (its card's measured value, else 300).")
     rect: Optional[str] = Field(None, pattern=RECT_PATTERN, description=(
         "mask degradation: the missing rectangle x,y,w,h in the photo's pixels (or send a mask image)."))
     factor: int = Field(4, ge=2, le=16, description="downsample degradation: the reduction factor. It must "
@@ -37,8 +38,9 @@ class RestoreOptions(BaseModel):
                                           "for a photo that is already a face crop framed like them.")
     space: Literal["w+", "w"] = Field("w+", description="w+: one latent per layer (closer fits); w: one for all.")
     seed: int = Field(0, ge=0, lt=2**32, description="Seed of the projection's noise.")
-    samples: int = Field(1, ge=1, le=16, description="Independent projections; the restoration is built from "
-                                                     "their mean (closer on average, smoother). Time grows with it.")
+    samples: Optional[int] = Field(None, ge=1, le=16, description="Independent projections; the restoration is "
+                                   "built from their mean (closer on average, smoother). Time grows with it. "
+                                   "Default: the model's (else 1).")
 
     @field_validator("rect", mode="before")
     @classmethod
@@ -60,16 +62,17 @@ def run_restore(generator, images: list[LoadedImage], options: RestoreOptions, j
     """Restore each photo in turn; `job` (a JobContext) gets the progress over all of them."""
     rect = tuple(int(v) for v in options.rect.split(",")) if options.rect else None
     mask = _mask_image(job.extras["mask"]) if "mask" in job.extras else None
-    total, out = options.steps * len(images), []
+    steps = options.steps or generator.default_steps
+    total, out = steps * len(images), []
     for i, image in enumerate(images):
-        name, done = job.names[i], i * options.steps
+        name, done = job.names[i], i * steps
         stage = f"{name} ({i + 1} of {len(images)})" if len(images) > 1 else name
         job.progress(done, total, stage=stage)  # before the start too: alignment takes a moment
 
         def on_step(step: int, loss: float, distance: float, done=done, stage=stage) -> None:
             job.progress(done + step + 1, total, loss=loss, stage=stage)
         try:
-            result = generator.restore(float_to_pil(image.rgb), degradation=options.degradation, steps=options.steps,
+            result = generator.restore(float_to_pil(image.rgb), degradation=options.degradation, steps=steps,
                                        mask=mask, rect=rect, factor=options.factor, align=options.align,
                                        space=options.space, seed=options.seed, samples=options.samples,
                                        on_step=on_step)

@@ -83,7 +83,7 @@ def image_task_tab(service, adapter, outputs: "OutputFolder") -> None:
         if not paths:
             raise gr.Error("Upload at least one image first.")
         with _as_gradio_errors():
-            options = adapter.options(**dict(zip(option_names, values)))
+            options = adapter.options(**_unset_empty(adapter.options, dict(zip(option_names, values))))
             # file reads, PNG writes and previews are blocking work: off the event loop too
             uploads = await asyncio.to_thread(_read_uploads, paths, service.config.max_upload_bytes)
             _, results = await service.run(adapter, model_name, uploads, options, "png", with_sources=True)
@@ -96,7 +96,8 @@ def image_task_tab(service, adapter, outputs: "OutputFolder") -> None:
         extra_paths, values = values[:len(extra_names)], values[len(extra_names):]
         sent = {n: p for n, p in zip(extra_names, extra_paths) if p}
         with _as_gradio_errors():
-            options = adapter.options.model_validate(dict(zip(option_names, values)), context={"extra_images": set(sent)})
+            options = adapter.options.model_validate(_unset_empty(adapter.options, dict(zip(option_names, values))),
+                                                     context={"extra_images": set(sent)})
             read = await asyncio.to_thread(_read_uploads, [*paths, *sent.values()], service.config.max_upload_bytes)
             job = service.submit_job(adapter, model_name, read[:len(paths)], options, "png",
                                      dict(zip(sent, read[len(paths):])))
@@ -121,10 +122,26 @@ def image_task_tab(service, adapter, outputs: "OutputFolder") -> None:
     gallery.select(show, [pairs], [compare], api_name=False)
 
 
+def _unset_empty(options, values: dict) -> dict:
+    """Optional numbers left empty (None, or 0 where 0 is below their minimum) -> None: the default."""
+    out = dict(values)
+    for name, field in options.model_fields.items():
+        low = next((m.ge for m in field.metadata if getattr(m, "ge", None) is not None), None)
+        if field.default is None and out.get(name) is not None and low is not None and out[name] < low:
+            out[name] = None
+    return out
+
+
 def option_control(name: str, field, elem_id: str):
     """A control for one option: a slider for bounded numbers, a dropdown for choices."""
     label, info, default = name.replace("_", " ").capitalize(), field.description, field.default
     bounds = {k: getattr(m, k) for m in field.metadata for k in ("ge", "le") if getattr(m, k, None) is not None}
+    optional = [a for a in typing.get_args(field.annotation) if a is not type(None)]
+    if default is None and len(optional) == 1 and optional[0] in (int, float):
+        # a number whose default the model decides: an empty box means "the model's default"
+        # (no minimum: the browser sends an emptied box as 0, which the options then read as unset)
+        return gr.Number(value=None, label=label, info=info, elem_id=elem_id, maximum=bounds.get("le"),
+                         precision=0 if optional[0] is int else None, placeholder="the model's default")
     if field.annotation in (int, float) and {"ge", "le"} <= bounds.keys():
         step = 1 if field.annotation is int else (bounds["le"] - bounds["ge"]) / 40
         return gr.Slider(bounds["ge"], bounds["le"], value=default, step=step, label=label, info=info, elem_id=elem_id)

@@ -47,6 +47,10 @@ class StyleGANTask(Task):
         # How the training faces are framed relative to FFHQ alignment (prism.restore.align): photos
         # to restore are cut the same way. FFHQ / CelebA-HQ: 1.0, 0.0; UTKFace's crops: 1.58, 0.16.
         "align": {"zoom": 1.0, "shift_y": 0.0},
+        # Default projection of `prism restore` / `prism eval` with this model (kept in its card): the
+        # best number of steps depends on the generator (a small one fills holes and colours better
+        # when stopped early), so a preset records what held-out faces said for its model.
+        "restore": {"steps": 300, "samples": 1},
     }
 
     def __init__(self, cfg: dict):
@@ -165,7 +169,8 @@ class StyleGANTask(Task):
     def card(self) -> dict:
         G = self.cfg["nets"]["G"]
         return {"resolution": G["resolution"], "z_dim": G["z_dim"], "w_dim": G["w_dim"],
-                "train_size": self.cfg["data"]["size"], "align": dict(self.cfg["align"])}
+                "train_size": self.cfg["data"]["size"], "align": dict(self.cfg["align"]),
+                "restore": dict(self.cfg["restore"])}
 
     @classmethod
     def predictor(cls, nets, card):
