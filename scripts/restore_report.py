@@ -4,6 +4,10 @@ baselines, a figure of original | degraded | restored rows, and a grid of genera
 
     .venv/bin/python scripts/restore_report.py --model runs/NNNNN-stylegan-cpu-faces64 \
         --faces ../shared/data/faces/celeba-hq-256 --count 24 --out docs
+
+--tune instead chooses the projection defaults for the model card (`restore: {steps, samples}` in
+the config): it scores step counts on *other* faces (the --tune-count faces after the first
+--count, so the report's faces are never used to choose) and writes OUT/restore-tuning.json.
 """
 from __future__ import annotations
 
@@ -23,21 +27,38 @@ from prism.restore.evaluate import default_hole, evaluate_restoration
 CELL = 128  # faces are drawn at 128 px in the figures (the model's 64 px, nearest-upscaled)
 
 
-def aligned_faces(gen, faces: Path, count: int, folder: Path) -> list[Path]:
-    """The first `count` faces with a detectable face, FFHQ-aligned with the model's crop and
-    saved at its resolution: the evaluation then takes them as framed (no second alignment)."""
-    written = []
+def aligned_faces(gen, faces: Path, count: int, folder: Path, skip: int = 0) -> list[Path]:
+    """`count` faces with a detectable face after the first `skip` such faces, FFHQ-aligned with the
+    model's crop and saved at its resolution: the evaluation then takes them as framed."""
+    written, found = [], 0
     for path in list_images(faces):
         try:
             face, _ = gen.prepare(path, align=True)
         except FaceNotFound:
             print(f"skipped {path.name}: no face found")
             continue
+        found += 1
+        if found <= skip:
+            continue
         written.append(folder / f"{path.stem}.png")
         to_pil(face)[0].save(written[-1])
         if len(written) == count:
             break
     return written
+
+
+def tune(gen, faces: Path, skip: int, count: int, steps_grid: list[int], samples: int, out: Path) -> None:
+    """PSNR / SSIM of the restorations for each step count, with one sample and the mean of `samples`."""
+    table = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        files = aligned_faces(gen, faces, count, Path(tmp), skip=skip)
+        for steps in steps_grid:
+            rows = evaluate_restoration(gen, tmp, steps=steps, samples=samples, progress=True)["rows"]
+            table[steps] = {k: v for k, v in rows.items() if "projection" not in k}
+            for name, row in table[steps].items():
+                print(f"steps {steps:4d}  {name:36s} PSNR {row['psnr']:.2f}  SSIM {row['ssim']:.3f}", flush=True)
+    (out / "restore-tuning.json").write_text(json.dumps(
+        {"faces": f"{faces}: {len(files)} faces after the first {skip}", "samples": samples, "by_steps": table}, indent=1))
 
 
 def labelled_grid(rows: list[list[Image.Image]], header: list[str]) -> Image.Image:
@@ -58,10 +79,16 @@ def main():
     p.add_argument("--faces", type=Path, required=True, help="faces the model never saw (held out)")
     p.add_argument("--count", type=int, default=24)
     p.add_argument("--figure-count", type=int, default=6)
-    p.add_argument("--steps", type=int, default=150)
+    p.add_argument("--steps", type=int, default=None, help="projection steps (default: the model card's)")
     p.add_argument("--out", type=Path, default=Path("docs"))
+    p.add_argument("--tune", action="store_true", help="choose steps on other faces instead (see above)")
+    p.add_argument("--tune-count", type=int, default=24)
+    p.add_argument("--tune-steps", default="25,50,150")
+    p.add_argument("--tune-samples", type=int, default=4)
     a = p.parse_args()
     gen = prism.load_model(a.model)
+    if a.tune:
+        return tune(gen, a.faces, a.count, a.tune_count, [int(v) for v in a.tune_steps.split(",")], a.tune_samples, a.out)
     with tempfile.TemporaryDirectory() as tmp:
         files = aligned_faces(gen, a.faces, a.count, Path(tmp))
         results = evaluate_restoration(gen, tmp, steps=a.steps, progress=True)
@@ -73,9 +100,12 @@ def main():
                 r = gen.restore(path, degradation=degradation, steps=a.steps, align=False, frame_every=0,
                                 progress=False, **kwargs)
                 row += [r.observed, r.restored]
+            if r.uncertainty is not None:  # the mask's: where the samples' fills disagree
+                row.append(r.uncertainty)
             rows.append(row)
     (a.out / "restore-results.json").write_text(json.dumps(results, indent=1, default=str))
-    labelled_grid(rows, ["original", "gray input", "colorized", "masked input", "filled"]).save(a.out / "restore-rows.png")
+    header = ["original", "gray input", "colorized", "masked input", "filled", "fill spread"]
+    labelled_grid(rows, header[:len(rows[0])]).save(a.out / "restore-rows.png")
     samples = gen.generate(32, seed=0) + gen.generate(32, seed=0, psi=0.7)
     grid = Image.new("RGB", (8 * 64, 8 * 64))
     for i, img in enumerate(samples):
