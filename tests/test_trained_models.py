@@ -38,6 +38,24 @@ def test_faces64_generates_faces_of_its_resolution():
     assert not np.array_equal(np.asarray(faces[0]), np.asarray(faces[1]))
 
 
+def test_faces64_fills_a_hole_with_its_card_defaults():
+    gen = prism.load_model(MODELS / "stylegan-faces64-cpu")
+    assert (gen.default_steps, gen.default_samples) == (25, 4)  # chosen on held-out faces (docs/restore.md)
+    face = gen.generate(1, seed=3, psi=0.7)[0]
+    res = gen.restore(face, degradation="mask", rect=(16, 26, 32, 22), align=False, settings={"w_avg_samples": 2000})
+    assert len(res.losses) == 25 and res.sample_ws.shape[0] == 4 and res.uncertainty is not None
+    restored, original = np.asarray(res.restored, dtype=float), np.asarray(face, dtype=float)
+    hole = np.zeros((64, 64), bool)
+    hole[26:48, 16:48] = True
+    assert np.array_equal(restored[~hole], original[~hole])  # the known pixels are kept exactly
+    # a face the generator can make (one of its own) is filled closer than by the diffusion fill
+    import torch
+    from prism.restore.degradations import diffusion_fill
+    t, h = torch.from_numpy(original / 255).permute(2, 0, 1)[None].float(), torch.from_numpy(hole)[None, None].float()
+    diffused = diffusion_fill(t * (1 - h), h)[0].permute(1, 2, 0).numpy() * 255
+    assert np.abs(restored[hole] - original[hole]).mean() < 0.9 * np.abs(diffused[hole] - original[hole]).mean()
+
+
 @pytest.mark.parametrize("name", ["cyclegan-monet-cpu", "oasis-camvid-cpu", "segment-camvid-cpu", "stylegan-faces64-cpu"])
 def test_cards_carry_licence_and_provenance(name):
     import json
