@@ -43,6 +43,7 @@ class RestoreResult:
     frames: list[tuple[int, Image.Image]] = field(default_factory=list)
     sample_ws: np.ndarray | None = None        # (K, num_ws, w_dim) when restored from K > 1 samples
     uncertainty: Image.Image | None = None     # where the K samples disagree (bright = a guess)
+    start: str = "mean w"                      # where the projection started: "mean w" or "encoder"
 
     def save(self, out_dir: str | Path) -> dict[str, Path]:
         """restored.png, projection.png, observed.png, input.png, w.npy, frames/, progress.gif,
@@ -70,7 +71,7 @@ class RestoreResult:
         paths["loss"] = out / "loss.png"
         _plot_losses(self.losses, self.distances, paths["loss"], self.distance)
         paths["json"] = out / "result.json"
-        paths["json"].write_text(json.dumps({"degradation": self.degradation, "distance": self.distance,
+        paths["json"].write_text(json.dumps({"degradation": self.degradation, "distance": self.distance, "start": self.start,
                                              "samples": 1 if self.sample_ws is None else len(self.sample_ws),
                                              "steps": len(self.losses), "final_loss": self.losses[-1] if self.losses else None,
                                              "final_distance": self.distances[-1] if self.distances else None,
@@ -99,8 +100,11 @@ class FaceGenerator:
     task = "stylegan"
     eval_names = ("restore",)  # `prism eval restore` scores its restorations
 
-    def __init__(self, G: torch.nn.Module, D: torch.nn.Module | None, card: dict):
+    def __init__(self, G: torch.nn.Module, D: torch.nn.Module | None, card: dict, encoder: torch.nn.Module | None = None):
         self.G, self.D, self.card = G.eval(), (D.eval() if D is not None else None), card
+        # an inversion encoder (stylegan_encoder models): the projection starts at its guess
+        self.encoder = encoder.eval() if encoder is not None else None
+        self.encoder_degradations = set(card.get("options", {}).get("encoder", {}).get("degradations", ()))
         self.resolution = G.resolution
         self.device = next(G.parameters()).device
         crop = card.get("options", {}).get("align", {})
@@ -123,6 +127,16 @@ class FaceGenerator:
         return out
 
     # --- restoration ---------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def initial_ws(self, degradation, observed: torch.Tensor) -> torch.Tensor | None:
+        """Where the projection starts: the encoder's latents when it learned this degradation,
+        else None (the mean w)."""
+        if self.encoder is None or not set(degradation.name.split("+")) <= self.encoder_degradations:
+            return None
+        image, hole = degradation.encoder_input(observed, self.resolution)
+        dtype = next(self.encoder.parameters()).dtype
+        return self.encoder(image.to(dtype), hole.to(dtype)).float()
+
     def prepare(self, image, align: bool = True, hole: Image.Image | None = None):
         """Photo -> (1, 3, R, R) in [0, 1] framed like the training faces (FFHQ alignment with the
         model's crop, or a centre crop), and the hole mask cut the same way."""
@@ -169,8 +183,9 @@ class FaceGenerator:
         observed = op(clean.to(self.device))
         s = ProjectionSettings(steps=steps, space=space, frame_every=frame_every, seed=seed, samples=samples,
                                **(settings or {}))
+        init_ws = self.initial_ws(op, observed)
         with _progress_bar(steps, progress) as bar_step:
-            result = project(self.G, observed, op, distance, s, on_step=_both(bar_step, on_step))
+            result = project(self.G, observed, op, distance, s, on_step=_both(bar_step, on_step), init_ws=init_ws)
         observed_view = _show(observed.cpu(), self.resolution)
         frames = [(step, _side_by_side(observed_view, img)) for step, img in result.frames]
         several, observed = s.samples > 1, observed.cpu()
@@ -181,6 +196,7 @@ class FaceGenerator:
                              input=to_pil(clean)[0], w=result.ws[0].numpy(), losses=result.losses,
                              distances=result.distances,
                              distance=result.distance_name, degradation=op.name, frames=frames,
+                             start="mean w" if init_ws is None else "encoder",
                              sample_ws=result.sample_ws[:, 0].numpy() if several else None,
                              uncertainty=_heatmap(spread[0]) if several else None)
 

@@ -37,6 +37,12 @@ class Degradation:
     def composite(self, generated: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
         return generated
 
+    def encoder_input(self, observed: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """What an inversion encoder sees: the observation at the model's size and the map of
+        unknown pixels (B, 1, size, size), all 0 unless pixels are missing."""
+        image = _resize(observed, size)
+        return image, image.new_zeros(image.shape[0], 1, size, size)
+
     def __repr__(self) -> str:
         return self.name
 
@@ -55,14 +61,15 @@ class Grayscale(Degradation):
 
 
 class Mask(Degradation):
-    """Pixels missing (inpainting): `hole` is (1, 1, H, W), 1 where the pixel is unknown.
+    """Pixels missing (inpainting): `hole` is (1, 1, H, W), 1 where the pixel is unknown (or
+    (B, 1, H, W): one hole per image, as when an inversion encoder learns on random holes).
     Unknown pixels read 0 both in the observation and in the degraded generator image, so they
     add nothing to a pixel distance and the same dark patch to a feature distance."""
     name = "mask"
 
     def __init__(self, hole: torch.Tensor):
-        if hole.dim() != 4 or hole.shape[:2] != (1, 1):
-            raise ValueError(f"hole must be (1, 1, H, W), got {tuple(hole.shape)}")
+        if hole.dim() != 4 or hole.shape[1] != 1:
+            raise ValueError(f"hole must be (1, 1, H, W) or (B, 1, H, W), got {tuple(hole.shape)}")
         self.hole = (hole > 0.5).float()
 
     def _hole(self, x: torch.Tensor) -> torch.Tensor:
@@ -77,6 +84,10 @@ class Mask(Degradation):
     def baseline(self, observed, size):
         observed = _resize(observed, size)
         return diffusion_fill(observed, self._hole(observed))
+
+    def encoder_input(self, observed, size):
+        image = _resize(observed, size)
+        return image, self._hole(image).expand(image.shape[0], -1, -1, -1)
 
     def composite(self, generated, observed):
         """G's content in the hole, blended seamlessly (Poisson-style): the colour mismatch along the
@@ -130,6 +141,13 @@ class Compose(Degradation):
         # intermediate images. Single operators get the full composite.
         return generated if len(self.ops) > 1 else self.ops[0].composite(generated, observed)
 
+    def encoder_input(self, observed, size):
+        image, hole = super().encoder_input(observed, size)
+        for op in self.ops:  # the hole of a mask in the chain (e.g. gray+mask)
+            if isinstance(op, Mask):
+                hole = op.encoder_input(observed, size)[1]
+        return image, hole
+
 
 def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
     if x.shape[-1] == size and x.shape[-2] == size:
@@ -150,7 +168,7 @@ def diffusion_fill(image: torch.Tensor, hole: torch.Tensor, iterations: int = 0)
                                 small_hole, iterations)
         start = F.interpolate(coarse, size=image.shape[-2:], mode="bilinear", align_corners=False)
     else:
-        known = (1 - hole).sum().clamp_min(1)
+        known = (1 - hole).sum(dim=(2, 3), keepdim=True).clamp_min(1)  # per image when holes differ
         start = ((image * (1 - hole)).sum(dim=(2, 3), keepdim=True) / known).expand_as(image)
     x = image * (1 - hole) + start * hole
     kernel = torch.tensor([[0, 0.25, 0], [0.25, 0, 0.25], [0, 0.25, 0]], dtype=image.dtype, device=image.device)

@@ -80,7 +80,8 @@ def evaluate_restoration(predictor, data, limit: int = 0, batch_size: int = 8, s
                 op = build_degradation(d, R, default_hole(R), factor)
                 observed = op(truth)
                 t0 = time.perf_counter()
-                result = project(predictor.G, observed, op, project_distance, settings)
+                result = project(predictor.G, observed, op, project_distance, settings,
+                                 init_ws=predictor.initial_ws(op, observed))
                 seconds += time.perf_counter() - t0
                 images = result.images.to(device)
                 preds = {"restored": op.composite(result.mean.to(device), observed), "projection": images,
@@ -92,6 +93,7 @@ def evaluate_restoration(predictor, data, limit: int = 0, batch_size: int = 8, s
     return {
         "task": "stylegan", "data": str(data), "count": n, "rows": {k: a.means() for k, a in accs.items()},
         "projection_distance": project_distance.name, "perceptual": perceptual.name, "steps": steps, "samples": samples,
+        "encoder_starts": sorted(predictor.encoder_degradations) if predictor.encoder is not None else [],
         "seconds_per_restoration": round(seconds / max(n * len(degradations), 1), 2),
         "peak_rss_mb": round(peak_rss_mb(), 1), "resolution": R,
         "model": model_name(predictor), "skipped": skipped,

@@ -114,9 +114,10 @@ def learning_rate(step: int, settings: ProjectionSettings) -> float:
 
 
 def project(G, observed: torch.Tensor, degradation, distance, settings: ProjectionSettings | None = None,
-            on_step: Callable[[int, float, float], None] | None = None) -> Projection:
+            on_step: Callable[[int, float, float], None] | None = None, init_ws: torch.Tensor | None = None) -> Projection:
     """observed: (B, 3, h, w) degraded images in [0, 1]; `degradation` maps G's [0, 1] image to the
-    same space. G is put in eval mode and left untouched. on_step(step, loss, distance)."""
+    same space. G is put in eval mode and left untouched. on_step(step, loss, distance).
+    init_ws: (B, num_ws, w_dim) starting latents (an encoder's guess) instead of the mean w."""
     s = settings or ProjectionSettings()
     device = observed.device
     G = G.eval()
@@ -125,7 +126,8 @@ def project(G, observed: torch.Tensor, degradation, distance, settings: Projecti
     G.requires_grad_(False)
     b = observed.shape[0]
     try:  # K samples: the batch tiled K times; each item gets its own w noise and noise maps
-        p = _optimize(G, observed.repeat(s.samples, 1, 1, 1), degradation, distance, s, on_step, device)
+        p = _optimize(G, observed.repeat(s.samples, 1, 1, 1), degradation, distance, s, on_step, device,
+                      None if init_ws is None else init_ws.to(device).repeat(s.samples, 1, 1))
     finally:
         for param, flag in zip(params, grad_flags):
             param.requires_grad_(flag)
@@ -135,12 +137,15 @@ def project(G, observed: torch.Tensor, degradation, distance, settings: Projecti
     return p
 
 
-def _optimize(G, observed, degradation, distance, s: ProjectionSettings, on_step, device) -> Projection:
+def _optimize(G, observed, degradation, distance, s: ProjectionSettings, on_step, device, init_ws=None) -> Projection:
     b = observed.shape[0]
     gen = torch.Generator().manual_seed(s.seed)  # own RNG: the result depends on the seed alone
     w_avg, w_std = w_statistics(G, s.w_avg_samples, s.seed)
     layers = G.num_ws if s.space == "w+" else 1
-    w_opt = w_avg.reshape(1, 1, -1).repeat(b, layers, 1).clone().requires_grad_(True)
+    if init_ws is None:
+        w_opt = w_avg.reshape(1, 1, -1).repeat(b, layers, 1).clone().requires_grad_(True)
+    else:
+        w_opt = (init_ws if layers > 1 else init_ws.mean(dim=1, keepdim=True)).to(w_avg.dtype).clone().requires_grad_(True)
     noises = [torch.randn((b,) + shape[1:], generator=gen).to(device).requires_grad_(s.optimize_noise)
               for shape in G.noise_shapes()]
     optimizer = torch.optim.Adam([w_opt] + (noises if s.optimize_noise else []), betas=(0.9, 0.999), lr=s.lr)

@@ -8,7 +8,7 @@ from prism.registry import TASKS
 from prism.tasks.base import TRAINER_DEFAULTS, Phase, Task  # noqa: F401
 from prism.tasks import colorize  # noqa: F401  (registers "colorize")
 from prism.tasks import pix2pix, cyclegan  # noqa: F401,E402  (register "pix2pix", "cyclegan")
-from prism.tasks import stylegan  # noqa: F401,E402  (registers "stylegan")
+from prism.tasks import stylegan, stylegan_encoder  # noqa: F401,E402  (register "stylegan", "stylegan_encoder")
 from prism.tasks import oasis  # noqa: F401,E402  (registers "oasis")
 from prism.tasks import segment  # noqa: F401,E402  (registers "segment")
 
