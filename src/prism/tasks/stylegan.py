@@ -69,11 +69,8 @@ class StyleGANTask(Task):
 
     # --- data -------------------------------------------------------------------------------------
     def _folder(self, root, train: bool) -> ImageFolder:
-        # Aligned faces: resize the short side to the training size and keep the centre, so
-        # the alignment is never cropped away (a random crop would move the eyes around).
         d = self.cfg["data"]
-        return ImageFolder(root, size=d["size"], load_size=d["size"], crop="center", flip=d["flip"] and train,
-                           max_pixels=d["max_pixels"])
+        return face_folder(root, d["size"], d["flip"] and train, d["max_pixels"])
 
     def train_dataset(self):
         if not self.cfg["data"]["train"]:
@@ -181,6 +178,12 @@ class StyleGANTask(Task):
     def evaluate(cls, predictor, data, **kwargs) -> dict:
         from prism.restore.evaluate import evaluate_restoration
         return evaluate_restoration(predictor, data, **kwargs)
+
+
+def face_folder(root, size: int, flip: bool, max_pixels: int) -> ImageFolder:
+    """Aligned faces: the short side resized to `size` and the centre kept, so the alignment is
+    never cropped away (a random crop would move the eyes around)."""
+    return ImageFolder(root, size=size, load_size=size, crop="center", flip=flip, max_pixels=max_pixels)
 
 
 def r1_penalty(D, reals: torch.Tensor, diffaugment: str = "") -> torch.Tensor:

@@ -15,11 +15,10 @@ import random
 import torch
 
 from prism.config import ConfigError
-from prism.data.folder import ImageFolder
 from prism.metrics import Averager
 from prism.registry import TASKS, build_network
 from prism.tasks.base import Phase, Task
-from prism.tasks.stylegan import StyleGANTask
+from prism.tasks.stylegan import StyleGANTask, face_folder
 from prism.train.loggers import image_grid
 
 
@@ -90,10 +89,9 @@ class StyleGANEncoderTask(Task):
             nets[n].eval().requires_grad_(False)
         return nets
 
-    def _folder(self, root, train: bool) -> ImageFolder:
-        size = self.cfg["nets"]["G"]["resolution"]
-        return ImageFolder(root, size=size, load_size=size, crop="center", flip=self.cfg["data"]["flip"] and train,
-                           max_pixels=self.cfg["data"]["max_pixels"])
+    def _folder(self, root, train: bool):
+        d = self.cfg["data"]
+        return face_folder(root, self.cfg["nets"]["G"]["resolution"], d["flip"] and train, d["max_pixels"])
 
     def train_dataset(self):
         if not self.cfg["data"]["train"]:
