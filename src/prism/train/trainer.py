@@ -59,7 +59,7 @@ class Trainer:
         opts = task.build_optimizers(nets)
         self.ema = {n: copy.deepcopy(nets[n]).eval().requires_grad_(False).to(fabric.device)
                     for n in (task.ema_nets or task.inference_nets) if t["ema"] > 0 and n in nets}
-        task.nets = {n: fabric.setup_module(m) for n, m in nets.items()}
+        task.nets = {n: self._setup_network(m) for n, m in nets.items()}
         task.ema = self.ema
         self.opts = {n: fabric.setup_optimizers(o) for n, o in opts.items()}
         self.base_lrs = {n: [g["lr"] for g in o.param_groups] for n, o in self.opts.items()}
@@ -134,9 +134,19 @@ class Trainer:
             self._finish()
         self.log.close()
 
+    def _setup_network(self, net: torch.nn.Module) -> torch.nn.Module:
+        """Fabric's wrapper (device, precision, DDP) for a net that trains. A net with nothing to
+        train (e.g. the frozen generator an inversion encoder learns through) gets the device and
+        precision only: DDP refuses a module without trainable parameters, and there is nothing
+        to synchronise."""
+        if any(p.requires_grad for p in net.parameters()):
+            return self.fabric.setup_module(net)
+        return self.fabric.to_device(self.fabric.strategy.precision.convert_module(net))
+
     def _run_phase(self, phase, batch: dict, state: dict) -> dict:
         opt = self.opts[phase.optimizer]
         opt.zero_grad(set_to_none=True)
+        flags = {name: [p.requires_grad for p in self.task.nets[name].parameters()] for name in phase.frozen}
         for name in phase.frozen:
             self.task.nets[name].requires_grad_(False)
         try:
@@ -146,9 +156,10 @@ class Trainer:
                 raise TrainingStopped(f"Training stopped: the '{phase.name}' loss became {float(loss.detach())} at step "
                                       f"{self.step} (losses: {bad}).")
             self.fabric.backward(loss)
-        finally:
-            for name in phase.frozen:
-                self.task.nets[name].requires_grad_(True)
+        finally:  # as they were: a net frozen for the whole run stays frozen
+            for name, was in flags.items():
+                for p, flag in zip(self.task.nets[name].parameters(), was):
+                    p.requires_grad_(flag)
         opt.step()
         return logs
 
