@@ -269,6 +269,23 @@ def test_restore_api_cli_and_evaluation(shared_data, tmp_path):
         assert set(row) == {"psnr", "ssim", "perceptual"} and all(math.isfinite(v) for v in row.values())
     # the bicubic baseline of a 4x reduction is closer to the truth than a random 3-step projection
     assert report["rows"]["downsample: baseline (bicubic)"]["psnr"] > report["rows"]["downsample: projection"]["psnr"]
+    # the paired comparison agrees with the rows' means (mean of differences = difference of means)
+    for d, b in (("gray", "gray input"), ("mask", "diffusion fill"), ("downsample", "bicubic")):
+        gain, rows = report["vs_baseline"][d], report["rows"]
+        assert gain["faces"] == 2 and 0 <= gain["psnr_wins"] <= 2
+        assert math.isclose(gain["psnr_gain"], rows[f"{d}: restored"]["psnr"] - rows[f"{d}: baseline ({b})"]["psnr"],
+                            abs_tol=1e-4)
+    assert any(line.startswith("mask: restored vs diffusion fill") for line in report["notes"])
+
+
+def test_paired_gain_is_the_mean_difference_with_its_standard_error():
+    from prism.restore.evaluate import paired_gain
+    restored = torch.tensor([[30.0, 0.9], [28.0, 0.8], [25.0, 0.7]])
+    baseline = torch.tensor([[29.0, 0.85], [28.5, 0.8], [24.0, 0.6]])
+    g = paired_gain(restored, baseline)  # PSNR differences 1, -0.5, 1: mean 0.5, sd 0.866
+    assert g["faces"] == 3 and g["psnr_wins"] == 2 and g["ssim_wins"] == 2  # a tie is not a win
+    assert math.isclose(g["psnr_gain"], 0.5) and math.isclose(g["psnr_gain_se"], 0.75 ** 0.5 / 3 ** 0.5)
+    assert math.isclose(g["ssim_gain"], 0.05, abs_tol=1e-6)
 
 
 G_NUM_WS = 6

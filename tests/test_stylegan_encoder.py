@@ -79,7 +79,9 @@ def _encoder_config(generator, faces, **train):
 
 def test_encoder_task_trains_e_only_and_its_model_starts_restorations_there(photo_folder, tmp_path):
     generator = tiny_model_dir(tmp_path)
-    run = Trainer(_encoder_config(generator, photo_folder), runs_dir=tmp_path / "runs", progress=False).fit()
+    cfg = _encoder_config(generator, photo_folder)
+    cfg["restore"] = {"encoder_steps": 2}  # on top of the generator's projection defaults
+    run = Trainer(cfg, runs_dir=tmp_path / "runs", progress=False).fit()
     state = ckpt.load_checkpoint(run / "checkpoints" / "latest.pt")
     G, D = tiny_nets()
     for name, net in (("G", G), ("D", D)):  # frozen: exactly the generator model's weights
@@ -100,8 +102,10 @@ def test_encoder_task_trains_e_only_and_its_model_starts_restorations_there(phot
     assert torch.allclose(model.initial_ws(op, op(face)), expected)
     assert model.initial_ws(build_degradation("gray", 16), face) is None  # not learned: the mean w
     photo = next(p for p in sorted(photo_folder.rglob("*")) if p.is_file())
-    masked = model.restore(photo, "mask", steps=2, rect=(0, 0, 8, 8), align=False)
-    assert masked.start == "encoder"
+    # from E's guess the projection runs encoder_steps; where E does not help, the generator's steps
+    assert (model.steps_for("mask"), model.steps_for("gray"), model.steps_for("gray+mask")) == (2, 300, 300)
+    masked = model.restore(photo, "mask", rect=(0, 0, 8, 8), align=False)
+    assert masked.start == "encoder" and len(masked.losses) == 2
     assert model.restore(photo, "gray", steps=2, align=False).start == "mean w"
     assert json.loads(masked.save(tmp_path / "out")["json"].read_text())["start"] == "encoder"
 
@@ -114,4 +118,18 @@ def test_encoder_config_errors(photo_folder, tmp_path):
     with pytest.raises(ConfigError, match="loss.degradations"):
         cfg = _encoder_config(tiny_model_dir(tmp_path), photo_folder)
         cfg["loss"]["degradations"] = "blur"
+        prism.tasks.task_class("stylegan_encoder")(cfg)
+
+
+def test_composite_target_trains_e_on_the_restoration(photo_folder, tmp_path):
+    cfg = _encoder_config(tiny_model_dir(tmp_path), photo_folder, steps=2, sample_every=0, val_every=0)
+    cfg["loss"]["target"] = "composite"
+    run = Trainer(cfg, runs_dir=tmp_path / "runs", progress=False).fit()
+    state = ckpt.load_checkpoint(run / "checkpoints" / "latest.pt")
+    assert state["nets"]["E"]["head.weight"].abs().sum() > 0  # gradients reach E through the blend
+    # sample_every / val_every 0: only at the last step
+    assert [p.name for p in (run / "samples").glob("step-*.png")] == ["step-0000002.png"]
+    assert [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [2]
+    with pytest.raises(ConfigError, match="loss.target"):
+        cfg["loss"]["target"] = "pixels"
         prism.tasks.task_class("stylegan_encoder")(cfg)

@@ -184,7 +184,9 @@ def _print_results(results: dict) -> None:
     for label, vals in rows.items():
         table.add_row(label, *[f"{vals[n]:.4g}" if isinstance(vals.get(n), float) else str(vals.get(n, "")) for n in names])
     Console().print(table)
-    extra = {k: v for k, v in results.items() if k not in ("rows", "task", "data", "count", "skipped", "notes")}
+    # nested details (per-class tables, paired statistics) are for the JSON; notes say them in words
+    extra = {k: v for k, v in results.items() if k not in ("rows", "task", "data", "count", "skipped", "notes")
+             and not (isinstance(v, dict) and any(isinstance(x, (dict, list)) for x in v.values()))}
     Console().print("  ".join(f"{k}: {v}" for k, v in extra.items()), soft_wrap=True)
     from rich.markup import escape
     for line in results.get("notes", []):  # e.g. why FID was skipped and how to get its weights

@@ -111,6 +111,16 @@ class FaceGenerator:
         self.align_zoom, self.align_shift_y = float(crop.get("zoom", 1.0)), float(crop.get("shift_y", 0.0))
         defaults = card.get("options", {}).get("restore", {})  # the model's measured projection defaults
         self.default_steps, self.default_samples = int(defaults.get("steps", 300)), int(defaults.get("samples", 1))
+        # from the encoder's guess a projection has less to search: its own measured step count
+        self.encoder_steps = int(defaults.get("encoder_steps", self.default_steps))
+
+    def steps_for(self, degradation: str) -> int:
+        """The card's projection length for this degradation (chain): `restore.encoder_steps` when
+        the projection starts at the encoder's guess, else `restore.steps`."""
+        return self.encoder_steps if self._encoder_starts(degradation) else self.default_steps
+
+    def _encoder_starts(self, degradation: str) -> bool:
+        return self.encoder is not None and set(degradation.split("+")) <= self.encoder_degradations
 
     # --- generation ----------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -131,7 +141,7 @@ class FaceGenerator:
     def initial_ws(self, degradation, observed: torch.Tensor) -> torch.Tensor | None:
         """Where the projection starts: the encoder's latents when it learned this degradation,
         else None (the mean w)."""
-        if self.encoder is None or not set(degradation.name.split("+")) <= self.encoder_degradations:
+        if not self._encoder_starts(degradation.name):
             return None
         image, hole = degradation.encoder_input(observed, self.resolution)
         dtype = next(self.encoder.parameters()).dtype
@@ -169,8 +179,9 @@ class FaceGenerator:
         projection step (for progress reports; an exception raised in it stops the projection).
         samples > 1: that many independent projections; `restored` is built from their mean (closer
         to the truth on average, smoother) and `uncertainty` shows where they disagree. steps and
-        samples default to the model card's `restore` values (300 and 1 unless its preset says)."""
-        steps, samples = steps or self.default_steps, samples or self.default_samples
+        samples default to the model card's `restore` values (300 and 1 unless its preset says; see
+        steps_for)."""
+        steps, samples = steps or self.steps_for(degradation), samples or self.default_samples
         size_wh = _image_size(image)
         hole = None
         if mask is not None:

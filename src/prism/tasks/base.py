@@ -31,7 +31,7 @@ TRAINER_DEFAULTS = {
         "decay_start": 0.5,       # fraction of steps
         "ema": 0.0,               # decay of the generator EMA (warmed up as min(ema, (1+k)/(10+k))); 0 = off
         "ema_start": 0,
-        "log_every": 10,
+        "log_every": 10,          # these four: also at the last step; 0 = only there
         "sample_every": 200,
         "val_every": 500,
         "ckpt_every": 200,

@@ -101,7 +101,7 @@ class Trainer:
                 self.step += 1
                 self._set_lr()
                 self.elapsed = time.time() - started
-                if self.step % t["log_every"] == 0 or self.step == t["steps"]:
+                if self._due(t["log_every"]):
                     means = {k: v / counts[k] for k, v in sums.items()}
                     means["lr"] = next(iter(self.opts.values())).param_groups[0]["lr"] if self.opts else 0.0
                     self.log.losses(self.step, means)
@@ -109,11 +109,11 @@ class Trainer:
                     sums, counts = {}, {}
                 else:
                     bar.update(self.step)
-                if sample_batch is not None and (self.step % t["sample_every"] == 0 or self.step == t["steps"]):
+                if sample_batch is not None and self._due(t["sample_every"]):
                     self._sample(sample_batch)
-                if self.step % t["val_every"] == 0 or self.step == t["steps"]:
+                if self._due(t["val_every"]):
                     self._validate()
-                if self.step % t["ckpt_every"] == 0 or self.step == t["steps"]:
+                if self._due(t["ckpt_every"]):
                     self._save("latest")
                 if t["keep_every"] and self.step % t["keep_every"] == 0:
                     self._save(f"step-{self.step:07d}")
@@ -175,6 +175,10 @@ class Trainer:
                     pe.lerp_(p.detach(), 1.0 - decay)
                 for be, b in zip(ema.buffers(), src.buffers()):
                     be.copy_(b)
+
+    def _due(self, every: int) -> bool:
+        """An every-N-steps action is due: each N steps (0: never) and always at the last step."""
+        return self.step == self.cfg["train"]["steps"] or (every > 0 and self.step % every == 0)
 
     def _set_lr(self) -> None:
         """The learning rate is a pure function of the step: nothing to save, exact on resume."""
