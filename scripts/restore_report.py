@@ -1,6 +1,8 @@
 """Restoration report for a trained face model (docs/restore.md): held-out faces aligned the way
 the model's training faces were framed, scored by `prism eval stylegan` against the trivial
 baselines, a figure of original | degraded | restored rows, and a grid of generated faces.
+--fills M1,M2,... instead draws OUT/restore-fills.png only: the evaluation's hole filled by the
+diffusion fill and by each model with its card's defaults (e.g. with and without an encoder).
 
     .venv/bin/python scripts/restore_report.py --model runs/NNNNN-stylegan-cpu-faces64 \
         --faces ../shared/data/faces/celeba-hq-256 --count 24 --out docs
@@ -85,8 +87,11 @@ def main():
     p.add_argument("--tune-count", type=int, default=24)
     p.add_argument("--tune-steps", default="25,50,150")
     p.add_argument("--tune-samples", type=int, default=4)
+    p.add_argument("--fills", default=None, help="comma-separated models (or label=model): draw their fills side by side")
     a = p.parse_args()
     gen = prism.load_model(a.model)
+    if a.fills:
+        return fill_figure(gen, [m.strip() for m in a.fills.split(",")], a.faces, a.figure_count, a.out)
     if a.tune:
         return tune(gen, a.faces, a.count, a.tune_count, [int(v) for v in a.tune_steps.split(",")], a.tune_samples, a.out)
     with tempfile.TemporaryDirectory() as tmp:
@@ -112,6 +117,27 @@ def main():
         grid.paste(img.convert("RGB").resize((64, 64)), ((i % 8) * 64, (i // 8) * 64))
     grid.save(a.out / "stylegan-faces64-samples.png")
     print(json.dumps(results, indent=1, default=str))
+
+
+def fill_figure(gen, models: list[str], faces: Path, count: int, out: Path) -> None:
+    """original | masked | diffusion fill | each model's fill, for the first `count` faces found."""
+    from prism.restore.api import to_tensor
+    from prism.restore.degradations import diffusion_fill
+    labels = [m.split("=", 1)[0] if "=" in m else Path(m).name[:20] for m in models]
+    fillers = [prism.load_model(m.split("=", 1)[-1]) for m in models]
+    hole = default_hole(gen.resolution)
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = []
+        for path in aligned_faces(gen, faces, count, Path(tmp)):
+            face = Image.open(path)
+            clean = to_tensor(face)
+            masked = clean * (1 - hole)
+            row = [face, to_pil(masked)[0], to_pil(diffusion_fill(masked, hole).clamp(0, 1))[0]]
+            for filler in fillers:
+                row.append(filler.restore(path, "mask", rect=_hole_rect(gen.resolution), align=False).restored)
+            rows.append(row)
+    header = ["original", "masked", "diffusion fill"] + labels
+    labelled_grid(rows, header).save(out / "restore-fills.png")
 
 
 def _hole_rect(size: int) -> tuple[int, int, int, int]:
