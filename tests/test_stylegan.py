@@ -153,13 +153,19 @@ def test_lazy_r1_phase_and_adam_adjustment(photo_folder):
 
 
 def test_presets_and_config_errors(photo_folder):
-    for name, res in (("cpu-faces64", 64), ("paper-256", 256)):
+    for name, res in (("cpu-faces64", 64), ("paper-256", 256), ("paper-1024", 1024)):
         cfg = resolve_config(REPO / "configs" / "stylegan" / f"{name}.yaml")
         task = task_class("stylegan")(cfg)
         assert cfg["nets"]["G"]["resolution"] == cfg["nets"]["D"]["resolution"] == cfg["data"]["size"] == res
         if res == 64:
             G = task.build_networks()["G"]
             assert G(torch.randn(2, 128)).shape == (2, 3, 64, 64)
+        if res == 1024:  # config F: the reference's parameter counts (stylegan2-ada-pytorch's module
+            # summary: D 29,012,513; G 28,794,124 with a 2-layer mapping, + 6 x (512 x 512 + 512) for 8)
+            nets = task.build_networks()
+            assert nets["G"].num_ws == 18
+            assert sum(p.numel() for p in nets["G"].parameters()) == 28_794_124 + 6 * (512 * 512 + 512)
+            assert sum(p.numel() for p in nets["D"].parameters()) == 29_012_513
     with pytest.raises(ConfigError, match="diffaugment"):
         StyleGANTask(resolve_config(None, {"data": {"train": "x", "size": 16}, "nets": {"G": TINY_G, "D": TINY_D},
                                            "loss": {"diffaugment": "zoom"}}, base={"task": "stylegan"}))
