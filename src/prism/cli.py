@@ -10,15 +10,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from prism.cli_common import (MODEL_HELP, PRECISION_HELP, backend_model, console, fail, load_predictor,
+                              report_written, run_files)
+from prism.cli_faces import generate, restore
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="PRISM: GAN image-to-image translation (colorize, train, evaluate, export).")
-console = Console(stderr=True)
-MODEL_HELP = "A saved model directory, a training run directory (best, else latest checkpoint) or a bundled model name."
-
-
-def _fail(message: str, code: int = 2):
-    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)  # paths stay copy-pasteable
-    raise typer.Exit(code)
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -42,20 +39,19 @@ def train(ctx: typer.Context,
     try:
         if resume:
             if not (resume / "config.yaml").is_file():
-                _fail(f"{resume}: not a run directory (no config.yaml)")
+                fail(f"{resume}: not a run directory (no config.yaml)")
             cfg = resolve_config(config, overrides, base=None if config else C.load_yaml(resume / "config.yaml"))
         elif config:
             cfg = resolve_config(config, overrides)
         else:
-            _fail("give --config FILE (e.g. configs/colorize/cpu.yaml) or --resume RUN_DIR")
+            fail("give --config FILE (e.g. configs/colorize/cpu.yaml) or --resume RUN_DIR")
         Trainer(cfg, runs_dir=runs_dir, resume=resume, progress=progress).fit()
     except (C.ConfigError, DataError, FileNotFoundError) as e:
-        _fail(str(e))
+        fail(str(e))
     except TrainingStopped as e:
-        _fail(str(e), code=1)
+        fail(str(e), code=1)
 
 
-PRECISION_HELP = "fp32, bf16 (autocast on CPU or CUDA; pays off on GPUs and CPUs with bf16 units) or fp16 (CUDA)."
 
 
 @app.command()
@@ -70,58 +66,10 @@ def colorize(inputs: List[Path] = typer.Argument(..., help="Image files and/or f
              precision: str = typer.Option("fp32", "--precision", help=PRECISION_HELP),
              progress: bool = typer.Option(True, "--progress/--no-progress")):
     """Colorize black-and-white photos at full resolution; writes into --out, never over an input."""
-    colorizer = _load(_backend_model(model, backend), device, ("colorize",), "colorization", precision)
+    colorizer = load_predictor(backend_model(model, backend), device, ("colorize",), "colorization", precision)
     if render_size:
         colorizer.render_size = render_size
-    _run_files(inputs, out_dir, lambda imgs: colorizer.colorize_batch(imgs, saturation, batch_size), batch_size, progress)
-
-
-def _load(model: Optional[str], device: str, tasks: tuple[str, ...], what: str, precision: str = "fp32"):
-    """prism.load_model with the CLI's error handling: a clear message if the model is missing or
-    belongs to another task, or the precision does not fit the device."""
-    import prism
-    from prism.modelio import ModelError
-    try:
-        predictor = prism.load_model(model, device=device, precision=precision)
-    except (ModelError, ValueError, ImportError) as e:
-        _fail(str(e))
-    if getattr(predictor, "task", None) not in tasks:
-        _fail(f"model '{model}' is a {getattr(predictor, 'task', '?')} model, not a {what} model")
-    return predictor
-
-
-def _backend_model(model: Optional[str], backend: str) -> Optional[str]:
-    """With --backend onnxruntime, a model that is not already an .onnx file is exported to a
-    temporary file first."""
-    if backend == "torch" or (model and model.endswith(".onnx")):
-        return model
-    if backend != "onnxruntime":
-        _fail(f"unknown backend '{backend}'; use torch or onnxruntime")
-    import tempfile
-    from prism.onnx_export import export_onnx
-    console.print("exporting the model to ONNX for onnxruntime...")
-    return str(export_onnx(model, Path(tempfile.mkdtemp(prefix="prism-onnx-")) / "model.onnx"))
-
-
-def _run_files(inputs, out_dir: Path, process, batch_size: int, progress: bool) -> None:
-    """Every file command's tail: run over the files, report failures, exit 1 if any failed."""
-    from prism.data.images import DataError
-    from prism.infer import run_on_files
-    try:
-        report = run_on_files(inputs, out_dir, process, batch_size=batch_size, progress=progress)
-    except DataError as e:
-        _fail(str(e))
-    _report(report, out_dir)
-
-
-def _report(report, out_dir: Path) -> None:
-    for path, reason in report.failed:
-        console.print(f"[red]failed[/] {path}: {reason}", soft_wrap=True)
-    console.print(f"{len(report.written)} image(s) written to {out_dir}" +
-                  (f", [red]{len(report.failed)} failed[/]" if report.failed else ""))
-    print(out_dir.resolve())
-    if report.failed:
-        raise typer.Exit(1)
+    run_files(inputs, out_dir, lambda imgs: colorizer.colorize_batch(imgs, saturation, batch_size), batch_size, progress)
 
 
 @app.command("eval")
@@ -151,7 +99,7 @@ def evaluate(task: Optional[str] = typer.Argument(None, help="Task to evaluate: 
         predictor = prism.load_model(model, device=device, precision=precision)
         task = task or predictor.task
         if task not in (predictor.task, *getattr(predictor, "eval_names", ())):
-            _fail(f"model '{model}' is a {predictor.task} model, not {task}")
+            fail(f"model '{model}' is a {predictor.task} model, not {task}")
         task_cls = task_class(predictor.card["task"])
         extra = {k: v for k, v in (("labels", labels), ("segmenter", segmenter), ("seed", seed),
                                    ("inception_weights", inception_weights), ("real", real),
@@ -159,14 +107,14 @@ def evaluate(task: Optional[str] = typer.Argument(None, help="Task to evaluate: 
                                    ("samples", samples)) if v is not None}
         for name in extra:  # an option the task does not take is a mistake, not something to ignore
             if name not in getattr(task_cls, "eval_options", ()):
-                _fail(f"--{name.replace('_', '-')} does not apply to {predictor.task} models")
+                fail(f"--{name.replace('_', '-')} does not apply to {predictor.task} models")
         if segmenter is not None:
-            extra["segmenter"] = _load(segmenter, device, ("segment",), "segmentation (segment)", precision)
+            extra["segmenter"] = load_predictor(segmenter, device, ("segment",), "segmentation (segment)", precision)
         results = task_cls.evaluate(predictor, data, limit=limit, batch_size=batch_size, **extra)
     except (ModelError, DataError, KeyError, ValueError, FileNotFoundError) as e:
-        _fail(str(e))
+        fail(str(e))
     except NotImplementedError as e:
-        _fail(str(e) or f"'prism eval {task}' is not available for this model's task yet")
+        fail(str(e) or f"'prism eval {task}' is not available for this model's task yet")
     _print_results(results)
     if json_path:
         json_path.parent.mkdir(parents=True, exist_ok=True)
@@ -212,9 +160,9 @@ def export(model: str = typer.Option(..., "--model", "-m", help=MODEL_HELP),
             nets, card = load_nets(model)
             save_model(out, nets, card, dtype=torch.float16 if half else torch.float32)
         else:
-            _fail(f"unknown format '{format}'; available: prism, onnx")
+            fail(f"unknown format '{format}'; available: prism, onnx")
     except (ModelError, ValueError) as e:
-        _fail(str(e))
+        fail(str(e))
     print(out.resolve())
 
 
@@ -258,7 +206,7 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Address to bind;
                    ui_path="" if no_ui else "/ui", device=device, torch_threads=torch_threads,
                    job_workers=job_workers, max_jobs=max_jobs, job_ttl_s=job_ttl)
     except (ValueError, FileNotFoundError) as e:
-        _fail(str(e))
+        fail(str(e))
 
 
 @app.command()
@@ -272,15 +220,15 @@ def translate(inputs: List[Path] = typer.Argument(..., help="Image files and/or 
               progress: bool = typer.Option(True, "--progress/--no-progress")):
     """Translate images at their full size with a pix2pix or CycleGAN model; writes into --out, never over an input."""
     translator = _load_translator(model, device, direction, precision)
-    _run_files(inputs, out_dir, lambda imgs: translator.translate_batch(imgs, direction, batch_size), batch_size, progress)
+    run_files(inputs, out_dir, lambda imgs: translator.translate_batch(imgs, direction, batch_size), batch_size, progress)
 
 
 def _load_translator(model: str, device: str, direction: Optional[str], precision: str = "fp32"):
-    translator = _load(model, device, ("pix2pix", "cyclegan"), "translation (pix2pix / cyclegan)", precision)
+    translator = load_predictor(model, device, ("pix2pix", "cyclegan"), "translation (pix2pix / cyclegan)", precision)
     try:
         translator.generator(direction)
     except ValueError as e:
-        _fail(str(e))
+        fail(str(e))
     return translator
 
 
@@ -300,12 +248,12 @@ def submit(model: str = typer.Option(..., "--model", "-m", help=MODEL_HELP),
     try:
         check_count(count)
     except ValueError as e:
-        _fail(str(e))
+        fail(str(e))
     translator = _load_translator(model, device, direction, precision)
     try:
         path, skipped = write_submission(translator, photos, count, out, direction, batch_size, progress=progress)
     except (ValueError, DataError) as e:
-        _fail(str(e))
+        fail(str(e))
     for photo, reason in skipped:
         console.print(f"[yellow]skipped[/] {photo}: {reason}", soft_wrap=True)
     console.print(f"{count} images written to {path}")
@@ -322,7 +270,7 @@ def import_checkpoint(file: Path = typer.Argument(..., help="The checkpoint file
     try:
         path = import_model(format, file, out, direction)
     except ImportFormatError as e:
-        _fail(str(e))
+        fail(str(e))
     console.print(f"imported {file} as a PRISM model")
     print(path.resolve())
 
@@ -336,7 +284,7 @@ def inspect_folders(folders: List[Path] = typer.Argument(..., help="One or two i
     from prism.data.images import DataError
     from prism.inspect_data import describe_sizes, plot_summaries, summarize_folder
     if len(folders) > 2:
-        _fail(f"give one or two folders, got {len(folders)}")
+        fail(f"give one or two folders, got {len(folders)}")
     summaries = []
     try:
         with Progress(console=console, disable=not progress, transient=True) as bar:
@@ -344,7 +292,7 @@ def inspect_folders(folders: List[Path] = typer.Argument(..., help="One or two i
                 task = bar.add_task(str(folder), total=None)
                 summaries.append(summarize_folder(folder, progress=lambda n: bar.update(task, completed=n)))
     except DataError as e:
-        _fail(str(e))
+        fail(str(e))
     table = Table(title="image folders")
     for col in ("folder", "files", "readable", "unreadable", "modes", "sizes"):
         table.add_column(col, justify="right" if col in ("files", "readable", "unreadable") else "left")
@@ -375,7 +323,7 @@ def synthesize(labels: List[Path] = typer.Argument(..., help="Label map files an
                progress: bool = typer.Option(True, "--progress/--no-progress")):
     """Label maps -> photos with an OASIS model, each the size of its label map; writes into --out, never over an input."""
     from prism.data.images import DataError
-    synth = _load(model, device, ("oasis",), "semantic synthesis (oasis)", precision)
+    synth = load_predictor(model, device, ("oasis",), "semantic synthesis (oasis)", precision)
     from prism.tasks.oasis import synthesize_files
     try:
         if resample_class is not None:
@@ -385,76 +333,12 @@ def synthesize(labels: List[Path] = typer.Argument(..., help="Label map files an
                                   base_seed if resample_class is not None else None,
                                   "card" if render_size is None else (render_size or None), progress)
     except (DataError, ValueError) as e:
-        _fail(str(e))
-    _report(report, out_dir)
+        fail(str(e))
+    report_written(report, out_dir)
 
 
-def _load_face_model(model: str, device: str, precision: str = "fp32"):
-    return _load(model, device, ("stylegan",), "stylegan face", precision)
-
-
-@app.command()
-def generate(model: str = typer.Option(..., "--model", "-m", help=MODEL_HELP),
-             count: int = typer.Option(16, "--count", "-n", min=1, help="How many faces."),
-             seed: int = typer.Option(0, "--seed", help="The same seed gives the same faces."),
-             psi: float = typer.Option(1.0, "--psi", help="Truncation: < 1 trades variety for fewer failures (0 = the average face)."),
-             out_dir: Path = typer.Option(Path("generated"), "--out", "-o", help="Output folder."),
-             device: str = typer.Option("cpu", "--device"),
-             precision: str = typer.Option("fp32", "--precision", help=PRECISION_HELP)):
-    """Generate new faces with a stylegan model: OUT/seed-S-0000.png, ..."""
-    generator = _load_face_model(model, device, precision)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for i, img in enumerate(generator.generate(count, seed=seed, psi=psi)):
-        img.save(out_dir / f"seed-{seed}-{i:04d}.png")
-    console.print(f"{count} face(s) written to {out_dir}")
-    print(out_dir.resolve())
-
-
-@app.command()
-def restore(image: Path = typer.Argument(..., help="A photo of a face (aligned automatically unless --no-align)."),
-            model: str = typer.Option(..., "--model", "-m", help=MODEL_HELP),
-            degradation: str = typer.Option(..., "--degradation", "-d", help="gray | mask | downsample | none, or a chain such as gray+mask."),
-            mask: Optional[Path] = typer.Option(None, "--mask", help="mask degradation: an image, white = missing pixels."),
-            rect: Optional[str] = typer.Option(None, "--rect", help="mask degradation: the missing rectangle x,y,w,h in the photo's pixels."),
-            factor: int = typer.Option(4, "--factor", help="downsample degradation: the reduction factor."),
-            steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Optimisation steps (default: the model's, 300 unless its card says)."),
-            space: str = typer.Option("w+", "--space", help="w (one latent for all layers) or w+ (one per layer: closer fits)."),
-            align: bool = typer.Option(True, "--align/--no-align", help="Find the face (dlib) and cut it like the training faces; --no-align for an aligned crop."),
-            frame_every: int = typer.Option(10, "--frame-every", min=0, help="Save a progress frame every N steps (0 = none, no GIF)."),
-            lpips_vgg16: Optional[Path] = typer.Option(None, "--lpips-vgg16", help="torchvision VGG16 weights (vgg16-397923af.pth), with --lpips-lin: LPIPS distance."),
-            lpips_lin: Optional[Path] = typer.Option(None, "--lpips-lin", help="LPIPS v0.1 linear layers (vgg.pth)."),
-            seed: int = typer.Option(0, "--seed"),
-            samples: Optional[int] = typer.Option(None, "--samples", min=1, help="Independent projections; the restoration is built from their mean (closer on average, smoother) and uncertainty.png shows where they disagree (default: the model's, 1 unless its card says)."),
-            out_dir: Path = typer.Option(Path("restored"), "--out", "-o", help="Output folder."),
-            device: str = typer.Option("cpu", "--device"),
-            precision: str = typer.Option("fp32", "--precision", help=PRECISION_HELP),
-            progress: bool = typer.Option(True, "--progress/--no-progress")):
-    """Restore a degraded face by projecting it into a stylegan model's latent space: writes the
-    restored image, the projection, the latent w (.npy), progress frames, a GIF and the loss curve."""
-    from prism.data.images import ImageReadError
-    from prism.restore.align import AlignmentUnavailable, FaceNotFound
-    generator = _load_face_model(model, device, precision)
-    box = None
-    if rect:
-        try:
-            box = tuple(int(v) for v in rect.split(","))
-            assert len(box) == 4
-        except (ValueError, AssertionError):
-            _fail(f"--rect must be x,y,w,h in pixels, got {rect!r}")
-    if "mask" in degradation and not (mask or box):
-        _fail("the mask degradation needs --mask FILE (white = missing) or --rect x,y,w,h")
-    try:
-        result = generator.restore(image, degradation=degradation, steps=steps, mask=mask, rect=box, factor=factor,
-                                   align=align, space=space, lpips_vgg16=lpips_vgg16, lpips_lin=lpips_lin,
-                                   frame_every=frame_every, seed=seed, samples=samples, progress=progress)
-    except (FaceNotFound, AlignmentUnavailable, ImageReadError, ValueError, FileNotFoundError) as e:
-        _fail(str(e))
-    paths = result.save(out_dir)
-    console.print(f"distance: {result.distance}; final distance {result.distances[-1]:.4g} "
-                  f"(loss {result.losses[-1]:.4g}) after {len(result.losses)} steps")
-    for name, path in paths.items():
-        console.print(f"  {name}: {path}", soft_wrap=True)
-    print(paths["restored"].resolve())
+app.command()(generate)
+app.command()(restore)
 
 
 def main():
