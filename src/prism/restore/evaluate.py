@@ -81,7 +81,7 @@ def evaluate_restoration(predictor, data, limit: int = 0, batch_size: int = 8, s
         project_distance = perceptual = PixelDistance()
     kinds = ["restored"] + (["one sample"] if samples > 1 else []) + ["projection"]
     accs = {f"{d}: {kind}": Averager() for d in degradations for kind in kinds + [f"baseline ({BASELINES[d]})"]}
-    per_face = {d: {"restored": [], "baseline": []} for d in degradations}  # for the paired comparison
+    per_face = {row: [] for row in accs}  # (faces, [psnr, ssim]) batches, for the paired comparison
     skipped, seconds, n = [], 0.0, 0
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("restoring", total=len(files))
@@ -109,11 +109,11 @@ def evaluate_restoration(predictor, data, limit: int = 0, batch_size: int = 8, s
                 for kind in (k for k in preds if f"{d}: {k}" in accs):
                     scores = _scores(preds[kind], truth, perceptual)
                     accs[f"{d}: {kind}"].add(scores, n=len(truth))
-                    if kind == "restored" or kind.startswith("baseline"):
-                        per_face[d][kind.split(" ")[0]].append(torch.stack([scores["psnr"], scores["ssim"]], 1).cpu())
+                    per_face[f"{d}: {kind}"].append(torch.stack([scores["psnr"], scores["ssim"]], 1).cpu())
             n += len(truth)
             bar.update(task, advance=len(files[start:start + batch_size]))
-    gains = {d: paired_gain(torch.cat(v["restored"]), torch.cat(v["baseline"])) for d, v in per_face.items() if v["restored"]}
+    gains = {d: paired_gain(torch.cat(per_face[f"{d}: restored"]), torch.cat(per_face[f"{d}: baseline ({BASELINES[d]})"]))
+             for d in degradations if per_face[f"{d}: restored"]}
     return {
         "task": "stylegan", "data": str(data), "count": n, "rows": {k: a.means() for k, a in accs.items()},
         "vs_baseline": gains, "notes": [_gain_line(d, g) for d, g in gains.items()],
