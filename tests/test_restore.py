@@ -21,7 +21,7 @@ from prism.restore.degradations import (Compose, Downsample, Grayscale, Mask, bu
                                         hole_from_file, hole_from_rect, hole_tensor, luma)
 from prism.restore.perceptual import (LPIPS, LPIPS_CHANNELS, DiscriminatorDistance, LPIPSDistance, LPIPSUnavailable,
                                       PixelDistance)
-from prism.restore.projector import ProjectionSettings, learning_rate, noise_regularization, project
+from prism.restore.projector import ProjectionSettings, learning_rate, noise_regularization, project, w_statistics
 
 G_SPEC = {"arch": "stylegan2_generator", "resolution": 16, "z_dim": 8, "w_dim": 8, "mapping_layers": 2,
           "channel_base": 256, "channel_max": 16}
@@ -231,6 +231,28 @@ def test_samples_are_independent_projections_and_restore_uses_their_mean(tmp_pat
     assert len(gen.restore(photo, degradation="gray", steps=2, align=False, settings={"w_avg_samples": 100}).losses) == 2
 
 
+def test_spread_starts_later_samples_around_the_start_and_keeps_the_first_there():
+    G, _ = tiny_nets()
+    truth = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(2))
+    op = Mask((torch.arange(16) >= 8).float().reshape(1, 1, 1, 16).expand(1, 1, 16, 16))
+    start = torch.randn(2, G.num_ws, 8, generator=torch.Generator().manual_seed(3))
+    w_std = w_statistics(G, 100)[1]
+    # one step: the learning rate ramps up from 0, so the latents stay where they started
+    settings = ProjectionSettings(steps=1, w_avg_samples=100, samples=400, spread=0.5)
+    ws = project(G, op(truth), op, PixelDistance(), settings, init_ws=start).sample_ws
+    assert torch.equal(ws[0], start)  # the first sample: the start itself
+    offsets = ws[1:] - start
+    assert torch.allclose(offsets, offsets[..., :1, :].expand_as(offsets), atol=1e-6)  # one offset for all layers
+    radius = offsets[..., 0, :].square().sum(-1).mean().sqrt()  # RMS distance from the start
+    assert abs(radius / (0.5 * w_std) - 1) < 0.05
+    plain = ProjectionSettings(steps=2, w_avg_samples=100, samples=2)
+    unspread = project(G, op(truth), op, PixelDistance(), plain, init_ws=start)
+    zero = project(G, op(truth), op, PixelDistance(), ProjectionSettings(**{**vars(plain), "spread": 0.0}), init_ws=start)
+    assert torch.equal(unspread.samples, zero.samples)
+    with pytest.raises(ValueError, match="spread"):
+        ProjectionSettings(spread=-1)
+
+
 @pytest.mark.shared_data
 def test_restore_api_cli_and_evaluation(shared_data, tmp_path):
     faces = shared_data / "faces" / "celeba-hq-256"
@@ -260,7 +282,8 @@ def test_restore_api_cli_and_evaluation(shared_data, tmp_path):
 
     from prism.restore.evaluate import evaluate_restoration
     report = evaluate_restoration(gen, faces, limit=2, batch_size=2, steps=3, samples=2, progress=False)
-    assert report["count"] == 2 and report["task"] == "stylegan" and report["samples"] == 2
+    assert report["count"] == 2 and report["task"] == "stylegan"
+    assert report["projection"]["mask"] == {"steps": 3, "samples": 2, "spread": 0.0}  # as asked, the rest the card's
     assert report["model"] == str(model)  # the model as the user named it, not the run it came from
     assert set(report["rows"]) == {f"{d}: {k}" for d, b in (("gray", "gray input"), ("mask", "diffusion fill"),
                                                            ("downsample", "bicubic"))

@@ -80,7 +80,7 @@ def _encoder_config(generator, faces, **train):
 def test_encoder_task_trains_e_only_and_its_model_starts_restorations_there(photo_folder, tmp_path):
     generator = tiny_model_dir(tmp_path)
     cfg = _encoder_config(generator, photo_folder)
-    cfg["restore"] = {"encoder_steps": 2}  # on top of the generator's projection defaults
+    cfg["restore"] = {"encoder_steps": 2, "encoder_samples": 3, "encoder_spread": 0.5}  # over the generator's
     run = Trainer(cfg, runs_dir=tmp_path / "runs", progress=False).fit()
     state = ckpt.load_checkpoint(run / "checkpoints" / "latest.pt")
     G, D = tiny_nets()
@@ -102,10 +102,11 @@ def test_encoder_task_trains_e_only_and_its_model_starts_restorations_there(phot
     assert torch.allclose(model.initial_ws(op, op(face)), expected)
     assert model.initial_ws(build_degradation("gray", 16), face) is None  # not learned: the mean w
     photo = next(p for p in sorted(photo_folder.rglob("*")) if p.is_file())
-    # from E's guess the projection runs encoder_steps; where E does not help, the generator's steps
-    assert (model.steps_for("mask"), model.steps_for("gray"), model.steps_for("gray+mask")) == (2, 300, 300)
+    # from E's guess the projection runs the encoder_ settings; where E does not help, the generator's
+    assert model.projection_defaults("mask") == {"steps": 2, "samples": 3, "spread": 0.5}
+    assert model.projection_defaults("gray") == model.projection_defaults("gray+mask") == {"steps": 300, "samples": 1, "spread": 0.0}
     masked = model.restore(photo, "mask", rect=(0, 0, 8, 8), align=False)
-    assert masked.start == "encoder" and len(masked.losses) == 2
+    assert masked.start == "encoder" and len(masked.losses) == 2 and masked.sample_ws.shape[0] == 3
     assert model.restore(photo, "gray", steps=2, align=False).start == "mean w"
     assert json.loads(masked.save(tmp_path / "out")["json"].read_text())["start"] == "encoder"
 

@@ -42,7 +42,7 @@ def restore(image: Path = typer.Argument(..., help="A photo of a face (aligned a
             lpips_vgg16: Optional[Path] = typer.Option(None, "--lpips-vgg16", help="torchvision VGG16 weights (vgg16-397923af.pth), with --lpips-lin: LPIPS distance."),
             lpips_lin: Optional[Path] = typer.Option(None, "--lpips-lin", help="LPIPS v0.1 linear layers (vgg.pth)."),
             seed: int = typer.Option(0, "--seed"),
-            samples: Optional[int] = typer.Option(None, "--samples", min=1, help="Independent projections; the restoration is built from their mean (closer on average, smoother) and uncertainty.png shows where they disagree (default: the model's, 1 unless its card says)."),
+            samples: Optional[int] = typer.Option(None, "--samples", min=1, help="Independent projections; the restoration is built from their mean (closer on average, smoother) and uncertainty.png shows where they disagree (default: the model card's restore.samples, or restore.encoder_samples where its encoder gives the start; else 1)."),
             out_dir: Path = typer.Option(Path("restored"), "--out", "-o", help="Output folder."),
             device: str = typer.Option("cpu", "--device"),
             precision: str = typer.Option("fp32", "--precision", help=PRECISION_HELP),

@@ -96,6 +96,9 @@ def _plot_losses(losses: list[float], distances: list[float], path: Path, distan
     plt.close(fig)
 
 
+PROJECTION_FALLBACKS = {"steps": 300, "samples": 1, "spread": 0.0}  # for cards that do not say
+
+
 class FaceGenerator:
     task = "stylegan"
     eval_names = ("restore",)  # `prism eval restore` scores its restorations
@@ -109,15 +112,18 @@ class FaceGenerator:
         self.device = next(G.parameters()).device
         crop = card.get("options", {}).get("align", {})
         self.align_zoom, self.align_shift_y = float(crop.get("zoom", 1.0)), float(crop.get("shift_y", 0.0))
-        defaults = card.get("options", {}).get("restore", {})  # the model's measured projection defaults
-        self.default_steps, self.default_samples = int(defaults.get("steps", 300)), int(defaults.get("samples", 1))
-        # from the encoder's guess a projection has less to search: its own measured step count
-        self.encoder_steps = int(defaults.get("encoder_steps", self.default_steps))
+        self.restore_options = dict(card.get("options", {}).get("restore", {}))  # the model's measured defaults
 
-    def steps_for(self, degradation: str) -> int:
-        """The card's projection length for this degradation (chain): `restore.encoder_steps` when
-        the projection starts at the encoder's guess, else `restore.steps`."""
-        return self.encoder_steps if self._encoder_starts(degradation) else self.default_steps
+    def projection_defaults(self, degradation: str) -> dict:
+        """The card's projection settings for this degradation (chain): steps, samples and spread
+        from its `restore` options (else 300, 1, 0); where the projection starts at the encoder's
+        guess, `restore.encoder_<name>` replaces `restore.<name>` (from a good guess there is less to
+        search, and the guess's own uncertainty sets the spread)."""
+        options = self.restore_options
+        use_encoder = self._encoder_starts(degradation)
+        return {name: type(fallback)(options.get(f"encoder_{name}", options.get(name, fallback)) if use_encoder
+                                     else options.get(name, fallback))
+                for name, fallback in PROJECTION_FALLBACKS.items()}
 
     def _encoder_starts(self, degradation: str) -> bool:
         return self.encoder is not None and set(degradation.split("+")) <= self.encoder_degradations
@@ -179,9 +185,10 @@ class FaceGenerator:
         projection step (for progress reports; an exception raised in it stops the projection).
         samples > 1: that many independent projections; `restored` is built from their mean (closer
         to the truth on average, smoother) and `uncertainty` shows where they disagree. steps and
-        samples default to the model card's `restore` values (300 and 1 unless its preset says; see
-        steps_for)."""
-        steps, samples = steps or self.steps_for(degradation), samples or self.default_samples
+        samples, and settings' spread, default to the model card's (projection_defaults)."""
+        defaults = self.projection_defaults(degradation)
+        steps, samples = steps or defaults["steps"], samples or defaults["samples"]
+        settings = {"spread": defaults["spread"], **(settings or {})}
         size_wh = _image_size(image)
         hole = None
         if mask is not None:
@@ -192,8 +199,7 @@ class FaceGenerator:
         op = build_degradation(degradation, self.resolution, hole_tensor(hole, self.resolution) if hole is not None else None, factor)
         distance = make_distance(self.D, self.resolution, lpips_vgg16, lpips_lin, pixel_weight).to(self.device)
         observed = op(clean.to(self.device))
-        s = ProjectionSettings(steps=steps, space=space, frame_every=frame_every, seed=seed, samples=samples,
-                               **(settings or {}))
+        s = ProjectionSettings(steps=steps, space=space, frame_every=frame_every, seed=seed, samples=samples, **settings)
         init_ws = self.initial_ws(op, observed)
         with _progress_bar(steps, progress) as bar_step:
             result = project(self.G, observed, op, distance, s, on_step=_both(bar_step, on_step), init_ws=init_ws)

@@ -67,9 +67,9 @@ def evaluate_restoration(predictor, data, limit: int = 0, batch_size: int = 8, s
                          degradations=("gray", "mask", "downsample"), factor: int = 4, space: str = "w+",
                          lpips_vgg16=None, lpips_lin=None, seed: int = 0, samples: int | None = None,
                          progress: bool = True) -> dict:
-    """steps, samples: the projection's; default: the model card's (as `prism restore`)."""
-    steps_for = {d: steps or predictor.steps_for(d) for d in degradations}
-    samples = samples or predictor.default_samples
+    """steps, samples: the projection's; default: the model card's (as `prism restore`), per degradation."""
+    settings_for = {d: {**predictor.projection_defaults(d), **({"steps": steps} if steps else {}),
+                        **({"samples": samples} if samples else {})} for d in degradations}
     R, device = predictor.resolution, predictor.device
     files = list_images(data)[: limit or None]
     if lpips_vgg16 or lpips_lin:
@@ -79,8 +79,9 @@ def evaluate_restoration(predictor, data, limit: int = 0, batch_size: int = 8, s
         project_distance, perceptual = DiscriminatorDistance(predictor.D), DiscriminatorDistance(predictor.D, 0.0)
     else:
         project_distance = perceptual = PixelDistance()
-    kinds = ["restored"] + (["one sample"] if samples > 1 else []) + ["projection"]
-    accs = {f"{d}: {kind}": Averager() for d in degradations for kind in kinds + [f"baseline ({BASELINES[d]})"]}
+    accs = {f"{d}: {kind}": Averager() for d in degradations
+            for kind in ["restored"] + (["one sample"] if settings_for[d]["samples"] > 1 else [])
+            + ["projection", f"baseline ({BASELINES[d]})"]}
     per_face = {row: [] for row in accs}  # (faces, [psnr, ssim]) batches, for the paired comparison
     skipped, seconds, n = [], 0.0, 0
     with Progress(disable=not progress, transient=True) as bar:
@@ -99,7 +100,7 @@ def evaluate_restoration(predictor, data, limit: int = 0, batch_size: int = 8, s
                 op = build_degradation(d, R, default_hole(R), factor)
                 observed = op(truth)
                 t0 = time.perf_counter()
-                settings = ProjectionSettings(steps=steps_for[d], space=space, seed=seed, samples=samples)
+                settings = ProjectionSettings(space=space, seed=seed, **settings_for[d])
                 result = project(predictor.G, observed, op, project_distance, settings,
                                  init_ws=predictor.initial_ws(op, observed))
                 seconds += time.perf_counter() - t0
@@ -117,7 +118,7 @@ def evaluate_restoration(predictor, data, limit: int = 0, batch_size: int = 8, s
     return {
         "task": "stylegan", "data": str(data), "count": n, "rows": {k: a.means() for k, a in accs.items()},
         "vs_baseline": gains, "notes": [_gain_line(d, g) for d, g in gains.items()],
-        "projection_distance": project_distance.name, "perceptual": perceptual.name, "steps": steps_for, "samples": samples,
+        "projection_distance": project_distance.name, "perceptual": perceptual.name, "projection": settings_for,
         "encoder_starts": sorted(predictor.encoder_degradations) if predictor.encoder is not None else [],
         "seconds_per_restoration": round(seconds / max(n * len(degradations), 1), 2),
         "peak_rss_mb": round(peak_rss_mb(), 1), "resolution": R,

@@ -19,6 +19,10 @@ Batches project every image independently (Adam is element-wise; losses are summ
 starting noise), batched together. Where the observation leaves the answer open (the hole of an
 inpainting, the colours of a gray photo) they disagree; their mean is the estimate with the least
 expected squared error (what PSNR rewards), their spread shows where the answer is a guess.
+`spread` > 0 starts every sample but the first at a random offset from the start (Gaussian, that
+many times W's RMS radius): the samples then cover a neighbourhood of latents that fit the
+observation about as well, and their mean approaches the posterior mean rather than one mode's
+(measured on held-out faces for the inversion encoder's start: docs/restore.md).
 """
 from __future__ import annotations
 
@@ -45,6 +49,7 @@ class ProjectionSettings:
     frame_every: int = 0              # keep G's image every N steps (0 = none)
     seed: int = 0
     samples: int = 1                  # independent projections per image (their mean is the estimate)
+    spread: float = 0.0               # samples after the first start this far from the start (x W's RMS radius)
 
     def __post_init__(self):
         if self.space not in ("w", "w+"):
@@ -53,6 +58,8 @@ class ProjectionSettings:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
         if self.samples < 1:
             raise ValueError(f"samples must be >= 1, got {self.samples}")
+        if self.spread < 0:
+            raise ValueError(f"spread must be >= 0, got {self.spread}")
 
 
 @dataclass
@@ -127,7 +134,7 @@ def project(G, observed: torch.Tensor, degradation, distance, settings: Projecti
     b = observed.shape[0]
     try:  # K samples: the batch tiled K times; each item gets its own w noise and noise maps
         p = _optimize(G, observed.repeat(s.samples, 1, 1, 1), degradation, distance, s, on_step, device,
-                      None if init_ws is None else init_ws.to(device).repeat(s.samples, 1, 1))
+                      None if init_ws is None else init_ws.to(device).repeat(s.samples, 1, 1), first_sample=b)
     finally:
         for param, flag in zip(params, grad_flags):
             param.requires_grad_(flag)
@@ -137,7 +144,9 @@ def project(G, observed: torch.Tensor, degradation, distance, settings: Projecti
     return p
 
 
-def _optimize(G, observed, degradation, distance, s: ProjectionSettings, on_step, device, init_ws=None) -> Projection:
+def _optimize(G, observed, degradation, distance, s: ProjectionSettings, on_step, device, init_ws=None,
+              first_sample: int = 0) -> Projection:
+    """first_sample: how many batch items make up the first sample (they start exactly at the start)."""
     b = observed.shape[0]
     gen = torch.Generator().manual_seed(s.seed)  # own RNG: the result depends on the seed alone
     w_avg, w_std = w_statistics(G, s.w_avg_samples, s.seed)
@@ -148,6 +157,11 @@ def _optimize(G, observed, degradation, distance, s: ProjectionSettings, on_step
         w_opt = (init_ws if layers > 1 else init_ws.mean(dim=1, keepdim=True)).to(w_avg.dtype).clone().requires_grad_(True)
     noises = [torch.randn((b,) + shape[1:], generator=gen).to(device).requires_grad_(s.optimize_noise)
               for shape in G.noise_shapes()]
+    if s.spread > 0:  # drawn after the noise maps, so spread 0 leaves every other draw as it was
+        offsets = torch.randn((b, 1, w_opt.shape[-1]), generator=gen).to(device) * (s.spread * w_std / w_opt.shape[-1] ** 0.5)
+        offsets[:first_sample] = 0
+        with torch.no_grad():
+            w_opt += offsets.to(w_opt.dtype)
     optimizer = torch.optim.Adam([w_opt] + (noises if s.optimize_noise else []), betas=(0.9, 0.999), lr=s.lr)
     target = distance.prepare(observed)
 

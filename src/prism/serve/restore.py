@@ -62,7 +62,7 @@ def run_restore(generator, images: list[LoadedImage], options: RestoreOptions, j
     """Restore each photo in turn; `job` (a JobContext) gets the progress over all of them."""
     rect = tuple(int(v) for v in options.rect.split(",")) if options.rect else None
     mask = _mask_image(job.extras["mask"]) if "mask" in job.extras else None
-    steps = options.steps or generator.steps_for(options.degradation)
+    steps = options.steps or generator.projection_defaults(options.degradation)["steps"]
     total, out = steps * len(images), []
     for i, image in enumerate(images):
         name, done = job.names[i], i * steps

@@ -43,8 +43,9 @@ class StyleGANEncoderTask(Task):
                  "target": "image"},
         "train": {"batch_size": 16, "sample_every": 500, "val_every": 1000, "val_batches": 4},
         "align": None,            # None: the generator's (its card); see StyleGANTask
-        # the generator's projection defaults, with these on top; encoder_steps: the projection's
-        # length when it starts at E's guess (steps stays for the degradations E did not learn)
+        # the generator's projection defaults, with these on top; encoder_steps / encoder_samples /
+        # encoder_spread: the projection's settings when it starts at E's guess (steps, samples and
+        # spread stay for the degradations E did not learn)
         "restore": None,
     }
 
