@@ -299,6 +299,7 @@ def test_restore_api_cli_and_evaluation(shared_data, tmp_path):
         assert math.isclose(gain["psnr_gain"], rows[f"{d}: restored"]["psnr"] - rows[f"{d}: baseline ({b})"]["psnr"],
                             abs_tol=1e-4)
     assert any(line.startswith("mask: restored vs diffusion fill") for line in report["notes"])
+    assert "mask: projected from the mean w, 3 step(s), mean of 2 sample(s)" in report["notes"]
 
 
 def test_paired_gain_is_the_mean_difference_with_its_standard_error():

@@ -120,12 +120,13 @@ class FaceGenerator:
         guess, `restore.encoder_<name>` replaces `restore.<name>` (from a good guess there is less to
         search, and the guess's own uncertainty sets the spread)."""
         options = self.restore_options
-        use_encoder = self._encoder_starts(degradation)
+        use_encoder = self.starts_at_encoder(degradation)
         return {name: type(fallback)(options.get(f"encoder_{name}", options.get(name, fallback)) if use_encoder
                                      else options.get(name, fallback))
                 for name, fallback in PROJECTION_FALLBACKS.items()}
 
-    def _encoder_starts(self, degradation: str) -> bool:
+    def starts_at_encoder(self, degradation: str) -> bool:
+        """Whether a projection under this degradation (chain) starts at the encoder's guess."""
         return self.encoder is not None and set(degradation.split("+")) <= self.encoder_degradations
 
     # --- generation ----------------------------------------------------------------------------------------
@@ -147,7 +148,7 @@ class FaceGenerator:
     def initial_ws(self, degradation, observed: torch.Tensor) -> torch.Tensor | None:
         """Where the projection starts: the encoder's latents when it learned this degradation,
         else None (the mean w)."""
-        if not self._encoder_starts(degradation.name):
+        if not self.starts_at_encoder(degradation.name):
             return None
         image, hole = degradation.encoder_input(observed, self.resolution)
         dtype = next(self.encoder.parameters()).dtype

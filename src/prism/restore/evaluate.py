@@ -63,6 +63,12 @@ def _gain_line(degradation: str, g: dict) -> str:
             f"SSIM {g['ssim_gain']:+.3f} (se {g['ssim_gain_se']:.3f}; better on {g['ssim_wins']}/{g['faces']})")
 
 
+def _settings_line(predictor, degradation: str, s: dict) -> str:
+    start = "the encoder's guess" if predictor.starts_at_encoder(degradation) else "the mean w"
+    spread = f", spread {s['spread']:g} x W's RMS radius around the start" if s["spread"] and s["samples"] > 1 else ""
+    return f"{degradation}: projected from {start}, {s['steps']} step(s), mean of {s['samples']} sample(s){spread}"
+
+
 def evaluate_restoration(predictor, data, limit: int = 0, batch_size: int = 8, steps: int | None = None,
                          degradations=("gray", "mask", "downsample"), factor: int = 4, space: str = "w+",
                          lpips_vgg16=None, lpips_lin=None, seed: int = 0, samples: int | None = None,
@@ -117,7 +123,7 @@ def evaluate_restoration(predictor, data, limit: int = 0, batch_size: int = 8, s
              for d in degradations if per_face[f"{d}: restored"]}
     return {
         "task": "stylegan", "data": str(data), "count": n, "rows": {k: a.means() for k, a in accs.items()},
-        "vs_baseline": gains, "notes": [_gain_line(d, g) for d, g in gains.items()],
+        "vs_baseline": gains, "notes": [_gain_line(d, g) for d, g in gains.items()] + [_settings_line(predictor, d, settings_for[d]) for d in degradations],
         "projection_distance": project_distance.name, "perceptual": perceptual.name, "projection": settings_for,
         "encoder_starts": sorted(predictor.encoder_degradations) if predictor.encoder is not None else [],
         "seconds_per_restoration": round(seconds / max(n * len(degradations), 1), 2),
