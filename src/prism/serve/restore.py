@@ -38,7 +38,7 @@ class RestoreOptions(BaseModel):
                                           "for a photo that is already a face crop framed like them.")
     space: Literal["w+", "w"] = Field("w+", description="w+: one latent per layer (closer fits); w: one for all.")
     seed: int = Field(0, ge=0, lt=2**32, description="Seed of the projection's noise.")
-    samples: Optional[int] = Field(None, ge=1, le=16, description="Independent projections; the restoration is "
+    samples: Optional[int] = Field(None, ge=1, le=64, description="Independent projections; the restoration is "
                                    "built from their mean (closer on average, smoother). Time grows with it. "
                                    "Default: the model's (else 1).")
 
