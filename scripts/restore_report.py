@@ -7,9 +7,14 @@ diffusion fill and by each model with its card's defaults (e.g. with and without
     .venv/bin/python scripts/restore_report.py --model runs/NNNNN-stylegan-cpu-faces64 \
         --faces ../shared/data/faces/celeba-hq-256 --count 24 --out docs
 
---tune instead chooses the projection defaults for the model card (`restore: {steps, samples}` in
-the config): it scores step counts on *other* faces (the --tune-count faces after the first
---count, so the report's faces are never used to choose) and writes OUT/restore-tuning.json.
+--tune instead chooses the projection defaults for the model card (`restore: {steps, samples,
+spread}` in the config, or their `encoder_` forms for an encoder model): it scores step counts and
+spreads (--tune-steps, --tune-spreads; with --tune-samples samples) on *other* faces (the
+--tune-count faces after the first --count, so the report's faces are never used to choose) and
+writes OUT/restore-tuning.json with the face-by-face gains over the baselines. The encoder model's
+32 samples and spread 1.0 were chosen on the 24 tuning faces (docs/restore.md) with
+    --tune --count 16 --tune-count 24 --tune-steps 1 --tune-samples 32 --tune-spreads 0,0.8,1.0,1.2 \
+        --tune-degradations mask
 """
 from __future__ import annotations
 
@@ -49,18 +54,26 @@ def aligned_faces(gen, faces: Path, count: int, folder: Path, skip: int = 0) -> 
     return written
 
 
-def tune(gen, faces: Path, skip: int, count: int, steps_grid: list[int], samples: int, out: Path) -> None:
-    """PSNR / SSIM of the restorations for each step count, with one sample and the mean of `samples`."""
+def tune(gen, faces: Path, skip: int, count: int, steps_grid: list[int], spreads: list[float], samples: int,
+         degradations: tuple[str, ...], out: Path) -> None:
+    """PSNR / SSIM of the restorations for each step count and spread, with one sample and the mean
+    of `samples`, and the face-by-face gains over the baselines."""
     table = {}
     with tempfile.TemporaryDirectory() as tmp:
         files = aligned_faces(gen, faces, count, Path(tmp), skip=skip)
         for steps in steps_grid:
-            rows = evaluate_restoration(gen, tmp, steps=steps, samples=samples, progress=True)["rows"]
-            table[steps] = {k: v for k, v in rows.items() if "projection" not in k}
-            for name, row in table[steps].items():
-                print(f"steps {steps:4d}  {name:36s} PSNR {row['psnr']:.2f}  SSIM {row['ssim']:.3f}", flush=True)
+            for spread in spreads:
+                r = evaluate_restoration(gen, tmp, steps=steps, samples=samples, spread=spread,
+                                         degradations=degradations, progress=True)
+                key = f"steps {steps}, spread {spread:g}"
+                table[key] = {"rows": {k: v for k, v in r["rows"].items() if "projection" not in k},
+                              "vs_baseline": r["vs_baseline"]}
+                for name, row in table[key]["rows"].items():
+                    print(f"{key:22s} {name:36s} PSNR {row['psnr']:.2f}  SSIM {row['ssim']:.3f}", flush=True)
+                for note in r["notes"][:len(r["vs_baseline"])]:
+                    print(f"{key:22s} {note}", flush=True)
     (out / "restore-tuning.json").write_text(json.dumps(
-        {"faces": f"{faces}: {len(files)} faces after the first {skip}", "samples": samples, "by_steps": table}, indent=1))
+        {"faces": f"{faces}: {len(files)} faces after the first {skip}", "samples": samples, "by_setting": table}, indent=1))
 
 
 def labelled_grid(rows: list[list[Image.Image]], header: list[str]) -> Image.Image:
@@ -87,13 +100,17 @@ def main():
     p.add_argument("--tune-count", type=int, default=24)
     p.add_argument("--tune-steps", default="25,50,150")
     p.add_argument("--tune-samples", type=int, default=4)
+    p.add_argument("--tune-spreads", default="0")
+    p.add_argument("--tune-degradations", default="gray,mask,downsample")
     p.add_argument("--fills", default=None, help="comma-separated models (or label=model): draw their fills side by side")
     a = p.parse_args()
     gen = prism.load_model(a.model)
     if a.fills:
         return fill_figure(gen, [m.strip() for m in a.fills.split(",")], a.faces, a.figure_count, a.out)
     if a.tune:
-        return tune(gen, a.faces, a.count, a.tune_count, [int(v) for v in a.tune_steps.split(",")], a.tune_samples, a.out)
+        return tune(gen, a.faces, a.count, a.tune_count, [int(v) for v in a.tune_steps.split(",")],
+                    [float(v) for v in a.tune_spreads.split(",")], a.tune_samples,
+                    tuple(a.tune_degradations.split(",")), a.out)
     with tempfile.TemporaryDirectory() as tmp:
         files = aligned_faces(gen, a.faces, a.count, Path(tmp))
         results = evaluate_restoration(gen, tmp, steps=a.steps, progress=True)

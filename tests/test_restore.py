@@ -232,7 +232,7 @@ def test_samples_are_independent_projections_and_restore_uses_their_mean(tmp_pat
 
 
 def test_spread_starts_later_samples_around_the_start_and_keeps_the_first_there():
-    G, _ = tiny_nets()
+    G, D = tiny_nets()
     truth = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(2))
     op = Mask((torch.arange(16) >= 8).float().reshape(1, 1, 1, 16).expand(1, 1, 16, 16))
     start = torch.randn(2, G.num_ws, 8, generator=torch.Generator().manual_seed(3))
@@ -251,6 +251,13 @@ def test_spread_starts_later_samples_around_the_start_and_keeps_the_first_there(
     assert torch.equal(unspread.samples, zero.samples)
     with pytest.raises(ValueError, match="spread"):
         ProjectionSettings(spread=-1)
+    # restore(spread=...) over the card's restore.spread; one step leaves each sample at its start
+    photo = Image.fromarray((torch.rand(16, 16, 3, generator=torch.Generator().manual_seed(4)).numpy() * 255).astype(np.uint8))
+    carded = FaceGenerator(G, D, {"options": {"restore": {"steps": 1, "samples": 3, "spread": 0.5}}})
+    restore = lambda **kw: carded.restore(photo, "mask", rect=(0, 0, 8, 8), align=False, settings={"w_avg_samples": 100}, **kw)
+    spread_ws = restore().sample_ws
+    assert not np.allclose(spread_ws[1], spread_ws[0]) and np.array_equal(restore(spread=0.5).sample_ws, spread_ws)
+    assert np.array_equal(restore(spread=0.0).sample_ws[1], spread_ws[0])
 
 
 @pytest.mark.shared_data
@@ -279,6 +286,17 @@ def test_restore_api_cli_and_evaluation(shared_data, tmp_path):
     assert {"restored.png", "projection.png", "w.npy", "loss.png", "result.json"} <= {p.name for p in out.iterdir()}
     res = runner.invoke(app, ["restore", str(photo), "--model", str(model), "--degradation", "mask", "--no-align", "-o", str(out)])
     assert res.exit_code == 2 and "--rect" in res.output
+    res = runner.invoke(app, ["restore", str(photo), "--model", str(model), "--degradation", "mask", "--rect", "0,0,64,64",
+                              "--steps", "1", "--samples", "3", "--spread", "0.5", "--no-align", "-o", str(tmp_path / "spread"),
+                              "--no-progress", "--frame-every", "0"])
+    assert res.exit_code == 0, res.output
+    spread_ws = np.load(tmp_path / "spread" / "sample_ws.npy")
+    assert spread_ws.shape[0] == 3 and not np.allclose(spread_ws[1], spread_ws[0])  # samples 2..K start elsewhere
+    res = runner.invoke(app, ["eval", "stylegan", "--model", str(model), "--data", str(faces), "--limit", "1",
+                              "--steps", "1", "--samples", "2", "--spread", "0.25", "--json", str(tmp_path / "eval.json")])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "eval.json").read_text())["projection"]["gray"] == {"steps": 1, "samples": 2, "spread": 0.25}
+    assert "spread 0.25 x W's RMS radius" in res.output
 
     from prism.restore.evaluate import evaluate_restoration
     report = evaluate_restoration(gen, faces, limit=2, batch_size=2, steps=3, samples=2, progress=False)

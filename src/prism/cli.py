@@ -85,6 +85,7 @@ def evaluate(task: Optional[str] = typer.Argument(None, help="Task to evaluate: 
              saturation: Optional[float] = typer.Option(None, "--saturation", min=0.0, max=2.0, help="colorize: score the outputs at this chroma scale (as colorize --saturation)."),
              steps: Optional[int] = typer.Option(None, "--steps", min=1, help="stylegan: projection steps per restoration (default: the model card's)."),
              samples: Optional[int] = typer.Option(None, "--samples", min=1, help="stylegan: projections per face; the restoration is built from their mean (default: the model card's)."),
+             spread: Optional[float] = typer.Option(None, "--spread", min=0.0, help="stylegan: how far from the start samples 2..K start, x W's RMS radius (default: the model card's)."),
              json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON here."),
              limit: int = typer.Option(0, "--limit", help="Evaluate only the first N images (0 = all)."),
              batch_size: int = typer.Option(16, "--batch-size"),
@@ -104,7 +105,7 @@ def evaluate(task: Optional[str] = typer.Argument(None, help="Task to evaluate: 
         extra = {k: v for k, v in (("labels", labels), ("segmenter", segmenter), ("seed", seed),
                                    ("inception_weights", inception_weights), ("real", real),
                                    ("direction", direction), ("saturation", saturation), ("steps", steps),
-                                   ("samples", samples)) if v is not None}
+                                   ("samples", samples), ("spread", spread)) if v is not None}
         for name in extra:  # an option the task does not take is a mistake, not something to ignore
             if name not in getattr(task_cls, "eval_options", ()):
                 fail(f"--{name.replace('_', '-')} does not apply to {predictor.task} models")

@@ -43,6 +43,7 @@ def restore(image: Path = typer.Argument(..., help="A photo of a face (aligned a
             lpips_lin: Optional[Path] = typer.Option(None, "--lpips-lin", help="LPIPS v0.1 linear layers (vgg.pth)."),
             seed: int = typer.Option(0, "--seed"),
             samples: Optional[int] = typer.Option(None, "--samples", min=1, help="Independent projections; the restoration is built from their mean (closer on average, smoother) and uncertainty.png shows where they disagree (default: the model card's restore.samples, or restore.encoder_samples where its encoder gives the start; else 1)."),
+            spread: Optional[float] = typer.Option(None, "--spread", min=0.0, help="With --samples K > 1: samples 2..K start this far from the start, x W's RMS radius, so their mean averages nearby faces that fit (default: the model card's restore.spread, or restore.encoder_spread where its encoder gives the start; else 0)."),
             out_dir: Path = typer.Option(Path("restored"), "--out", "-o", help="Output folder."),
             device: str = typer.Option("cpu", "--device"),
             precision: str = typer.Option("fp32", "--precision", help=PRECISION_HELP),
@@ -64,7 +65,8 @@ def restore(image: Path = typer.Argument(..., help="A photo of a face (aligned a
     try:
         result = generator.restore(image, degradation=degradation, steps=steps, mask=mask, rect=box, factor=factor,
                                    align=align, space=space, lpips_vgg16=lpips_vgg16, lpips_lin=lpips_lin,
-                                   frame_every=frame_every, seed=seed, samples=samples, progress=progress)
+                                   frame_every=frame_every, seed=seed, samples=samples, spread=spread,
+                                   progress=progress)
     except (FaceNotFound, AlignmentUnavailable, ImageReadError, ValueError, FileNotFoundError) as e:
         fail(str(e))
     paths = result.save(out_dir)

@@ -176,7 +176,8 @@ class FaceGenerator:
 
     def restore(self, image, degradation: str = "gray", steps: int | None = None, mask=None, rect=None, factor: int = 4,
                 align: bool = True, space: str = "w+", lpips_vgg16=None, lpips_lin=None, pixel_weight: float = 1.0,
-                frame_every: int = 0, seed: int = 0, samples: int | None = None, progress: bool = False, settings: dict | None = None,
+                frame_every: int = 0, seed: int = 0, samples: int | None = None, spread: float | None = None,
+                progress: bool = False, settings: dict | None = None,
                 on_step: Callable[[int, float, float], None] | None = None) -> RestoreResult:
         """Degrade the photo with `degradation` (gray, mask, downsample, none or a chain like gray+mask;
         an input that is already degraded that way stays as it is), then find the face of the generator
@@ -185,11 +186,12 @@ class FaceGenerator:
         model's discriminator features plus pixels. on_step(step, loss, distance) is called after every
         projection step (for progress reports; an exception raised in it stops the projection).
         samples > 1: that many independent projections; `restored` is built from their mean (closer
-        to the truth on average, smoother) and `uncertainty` shows where they disagree. steps and
-        samples, and settings' spread, default to the model card's (projection_defaults)."""
+        to the truth on average, smoother) and `uncertainty` shows where they disagree; spread: how
+        far from the start samples 2..K start (x W's RMS radius; see ProjectionSettings). steps,
+        samples and spread default to the model card's (projection_defaults)."""
         defaults = self.projection_defaults(degradation)
         steps, samples = steps or defaults["steps"], samples or defaults["samples"]
-        settings = {"spread": defaults["spread"], **(settings or {})}
+        settings = {"spread": defaults["spread"] if spread is None else spread, **(settings or {})}
         size_wh = _image_size(image)
         hole = None
         if mask is not None:

@@ -71,11 +71,11 @@ def _settings_line(predictor, degradation: str, s: dict) -> str:
 
 def evaluate_restoration(predictor, data, limit: int = 0, batch_size: int = 8, steps: int | None = None,
                          degradations=("gray", "mask", "downsample"), factor: int = 4, space: str = "w+",
-                         lpips_vgg16=None, lpips_lin=None, seed: int = 0, samples: int | None = None,
+                         lpips_vgg16=None, lpips_lin=None, seed: int = 0, samples: int | None = None, spread: float | None = None,
                          progress: bool = True) -> dict:
-    """steps, samples: the projection's; default: the model card's (as `prism restore`), per degradation."""
-    settings_for = {d: {**predictor.projection_defaults(d), **({"steps": steps} if steps else {}),
-                        **({"samples": samples} if samples else {})} for d in degradations}
+    """steps, samples, spread: the projection's; default: the model card's (as `prism restore`), per degradation."""
+    asked = {k: v for k, v in (("steps", steps), ("samples", samples), ("spread", spread)) if v is not None}
+    settings_for = {d: {**predictor.projection_defaults(d), **asked} for d in degradations}
     R, device = predictor.resolution, predictor.device
     files = list_images(data)[: limit or None]
     if lpips_vgg16 or lpips_lin:

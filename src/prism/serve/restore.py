@@ -41,6 +41,8 @@ class RestoreOptions(BaseModel):
     samples: Optional[int] = Field(None, ge=1, le=64, description="Independent projections; the restoration is "
                                    "built from their mean (closer on average, smoother). Time grows with it. "
                                    "Default: the model's (else 1).")
+    # no `spread` here: the web form sends an emptied number box as 0, a valid spread, which would
+    # silently replace the model card's measured value; Python and the CLI take it
 
     @field_validator("rect", mode="before")
     @classmethod

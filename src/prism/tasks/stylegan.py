@@ -29,7 +29,7 @@ SAMPLE_SEED = 1234  # the fixed z of sample grids and validation, independent of
 @TASKS.register("stylegan")
 class StyleGANTask(Task):
     name = "stylegan"
-    eval_options = ("seed", "steps", "samples")  # `prism eval` options it takes
+    eval_options = ("seed", "steps", "samples", "spread")  # `prism eval` options it takes
     # D is saved too: its features are the restorer's offline perceptual distance; only G is averaged.
     inference_nets = ("G", "D")
     ema_nets = ("G",)
