@@ -41,12 +41,14 @@ def test_faces64_generates_faces_of_its_resolution():
 def test_faces64_fills_a_hole_with_its_card_defaults():
     gen = prism.load_model(MODELS / "stylegan-faces64-cpu")
     # chosen on held-out faces (docs/restore.md)
-    assert gen.projection_defaults("mask") == {"steps": 25, "samples": 4, "spread": 0.0}
+    assert gen.projection_defaults("mask") == {"steps": 25, "samples": 16, "spread": 1.5}
     face = gen.generate(1, seed=3, psi=0.7)[0]
     res = gen.restore(face, degradation="mask", rect=(16, 26, 32, 22), align=False, settings={"w_avg_samples": 2000})
-    assert len(res.losses) == 25 and res.sample_ws.shape[0] == 4 and res.uncertainty is not None
+    assert len(res.losses) == 25 and res.sample_ws.shape[0] == 16 and res.uncertainty is not None
     fill_error, diffusion_error = _hole_errors(res.restored, face)
     # a face the generator can make (one of its own) is filled closer than by the diffusion fill
+    # (measured 13.4 vs 15.3; 9.9 with 4 samples at the start: on its own faces the spread costs,
+    # on held-out photos it gains, docs/restore.md)
     assert fill_error < 0.9 * diffusion_error
 
 
@@ -69,7 +71,7 @@ def test_faces64_encoder_starts_mask_fills_and_keeps_the_generators_defaults_els
     assert gen.encoder_degradations == {"mask"}
     # docs/restore.md: from the encoder's guess, 1 step and the mean of 32 samples spread around it
     assert gen.projection_defaults("mask") == {"steps": 1, "samples": 32, "spread": 1.0}
-    assert gen.projection_defaults("gray") == {"steps": 25, "samples": 4, "spread": 0.0}
+    assert gen.projection_defaults("gray") == {"steps": 25, "samples": 16, "spread": 1.5}
     face = gen.generate(1, seed=1, psi=0.7)[0]
     res = gen.restore(face, degradation="mask", rect=(16, 26, 32, 22), align=False, settings={"w_avg_samples": 2000})
     assert res.start == "encoder" and len(res.losses) == 1 and res.sample_ws.shape[0] == 32
