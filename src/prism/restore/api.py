@@ -16,7 +16,7 @@ from prism.data.images import float_to_pil, open_image, to_float
 from prism.restore import align as A
 from prism.restore.degradations import build_degradation, hole_from_file, hole_from_rect, hole_tensor
 from prism.restore.perceptual import make_distance
-from prism.restore.projector import ProjectionSettings, project
+from prism.restore.projector import ProjectionSettings, card_fallbacks, project
 
 
 def to_pil(x: torch.Tensor) -> list[Image.Image]:
@@ -96,9 +96,6 @@ def _plot_losses(losses: list[float], distances: list[float], path: Path, distan
     plt.close(fig)
 
 
-PROJECTION_FALLBACKS = {"steps": 300, "samples": 1, "spread": 0.0}  # for cards that do not say
-
-
 class FaceGenerator:
     task = "stylegan"
     eval_names = ("restore",)  # `prism eval restore` scores its restorations
@@ -123,7 +120,7 @@ class FaceGenerator:
         use_encoder = self.starts_at_encoder(degradation)
         return {name: type(fallback)(options.get(f"encoder_{name}", options.get(name, fallback)) if use_encoder
                                      else options.get(name, fallback))
-                for name, fallback in PROJECTION_FALLBACKS.items()}
+                for name, fallback in card_fallbacks().items()}
 
     def starts_at_encoder(self, degradation: str) -> bool:
         """Whether a projection under this degradation (chain) starts at the encoder's guess."""

@@ -87,6 +87,14 @@ class Projection:
         return self.samples.mean(dim=0)
 
 
+CARD_SETTINGS = ("steps", "samples", "spread")  # what a model card's `restore` options may set
+
+
+def card_fallbacks() -> dict:
+    """The settings a model card leaves unsaid: ProjectionSettings' own defaults."""
+    return {name: getattr(ProjectionSettings, name) for name in CARD_SETTINGS}
+
+
 def w_statistics(G, samples: int = 10000, seed: int = 0) -> tuple[torch.Tensor, float]:
     """Mean w (1, w_dim) and the root-mean-square distance from it, over `samples` mapped z."""
     device = next(G.parameters()).device

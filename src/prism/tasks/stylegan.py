@@ -19,6 +19,7 @@ from prism.config import ConfigError
 from prism.data.folder import ImageFolder
 from prism.metrics import Averager
 from prism.registry import TASKS
+from prism.restore.projector import card_fallbacks
 from prism.tasks.base import Phase, Task
 from prism.tasks.cyclegan import DIFF_AUGMENT, diff_augment
 from prism.train.loggers import image_grid
@@ -50,7 +51,7 @@ class StyleGANTask(Task):
         # Default projection of `prism restore` / `prism eval` with this model (kept in its card): the
         # best number of steps depends on the generator (a small one fills holes and colours better
         # when stopped early), so a preset records what held-out faces said for its model.
-        "restore": {"steps": 300, "samples": 1},
+        "restore": card_fallbacks(),  # steps, samples, spread
     }
 
     def __init__(self, cfg: dict):
