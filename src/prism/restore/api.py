@@ -116,11 +116,12 @@ class FaceGenerator:
         from its `restore` options (else 300, 1, 0); where the projection starts at the encoder's
         guess, `restore.encoder_<name>` replaces `restore.<name>` (from a good guess there is less to
         search, and the guess's own uncertainty sets the spread)."""
-        options = self.restore_options
-        use_encoder = self.starts_at_encoder(degradation)
-        return {name: type(fallback)(options.get(f"encoder_{name}", options.get(name, fallback)) if use_encoder
-                                     else options.get(name, fallback))
-                for name, fallback in card_fallbacks().items()}
+        encoder = self.starts_at_encoder(degradation)
+        settings = {}
+        for name, fallback in card_fallbacks().items():
+            keys = [f"encoder_{name}", name] if encoder else [name]
+            settings[name] = type(fallback)(next((self.restore_options[k] for k in keys if k in self.restore_options), fallback))
+        return settings
 
     def starts_at_encoder(self, degradation: str) -> bool:
         """Whether a projection under this degradation (chain) starts at the encoder's guess."""

@@ -22,7 +22,7 @@ expected squared error (what PSNR rewards), their spread shows where the answer 
 `spread` > 0 starts every sample but the first at a random offset from the start (Gaussian, that
 many times W's RMS radius): the samples then cover a neighbourhood of latents that fit the
 observation about as well, and their mean approaches the posterior mean rather than one mode's
-(measured on held-out faces for the inversion encoder's start: docs/restore.md).
+(measured on held-out faces, from the mean w and from an inversion encoder's guess: docs/restore.md).
 """
 from __future__ import annotations
 
