@@ -70,7 +70,7 @@ def tune(gen, faces: Path, skip: int, count: int, steps_grid: list[int], spreads
                               "vs_baseline": r["vs_baseline"]}
                 for name, row in table[key]["rows"].items():
                     print(f"{key:22s} {name:36s} PSNR {row['psnr']:.2f}  SSIM {row['ssim']:.3f}", flush=True)
-                for note in r["notes"][:len(r["vs_baseline"])]:
+                for note in r["notes"]:
                     print(f"{key:22s} {note}", flush=True)
     (out / "restore-tuning.json").write_text(json.dumps(
         {"faces": f"{faces}: {len(files)} faces after the first {skip}", "samples": samples, "by_setting": table}, indent=1))
