@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from prism.data.images import DEFAULT_MAX_PIXELS, ImageReadError, list_images, pil_to_float, open_image
+from prism.data.images import DEFAULT_MAX_PIXELS, DataError, ImageReadError, list_images, pil_to_float, open_image
 
 MAX_SUBSTITUTES = 16  # how many following files to try when one is unreadable
 
@@ -26,12 +26,14 @@ class ImageFolder(Dataset):
     or images must share a size). load_size: the short side is resized to this before cropping
     (default: no resize when the image already covers `size`). crop: random | center.
     split: "left" / "right" keeps that half of side-by-side A|B pair images (pix2pix format).
+    A root may be {"path": folder, "every": k}: every k-th of its sorted files, to thin out a
+    large set in a mix of sets.
     """
 
     def __init__(self, roots, size: int | None = 256, load_size: int | None = None, crop: str = "random",
                  flip: bool = True, split: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS):
-        roots = [roots] if isinstance(roots, (str, Path)) else list(roots)
-        self.files = list_images(roots)
+        roots = [roots] if isinstance(roots, (str, Path, dict)) else list(roots)
+        self.files = [f for root in roots for f in _root_files(root)]
         self.size, self.load_size, self.crop, self.flip, self.split = size, load_size, crop, flip, split
         self.max_pixels = max_pixels
         if crop not in ("random", "center"):
@@ -85,6 +87,18 @@ class ImageFolder(Dataset):
                 torch.manual_seed(int(gen.integers(0, 2**62)))
                 x = self.augment(x[None])[0]
         return x.contiguous()
+
+
+def _root_files(root) -> list[Path]:
+    if not isinstance(root, dict):
+        return list_images(root)
+    unknown = set(root) - {"path", "every"}
+    if "path" not in root or unknown:
+        raise DataError(f"a data root given as a mapping takes 'path' and 'every', got {sorted(root)}")
+    every = int(root.get("every", 1))
+    if every < 1:
+        raise DataError(f"{root['path']}: 'every' must be >= 1, got {every}")
+    return list_images(root["path"])[::every]
 
 
 def collate(samples: list[dict]) -> dict:

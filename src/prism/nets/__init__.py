@@ -1,5 +1,5 @@
 """Networks, registered by name in prism.registry.NETWORKS (import side effect)."""
-from prism.nets import classifier, patchgan, resnet_unet, unet  # noqa: F401
+from prism.nets import classifier, efficientnet_lite, patchgan, resnet_unet, unet  # noqa: F401
 from prism.nets import binned_chroma  # noqa: F401,E402
 from prism.nets import resnet_generator  # noqa: F401,E402
 from prism.nets import stylegan2  # noqa: F401,E402

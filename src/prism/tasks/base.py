@@ -88,10 +88,10 @@ class Task:
         for name, o in self.cfg["optim"].items():
             if not o or not all(n in nets for n in self.optimizer_nets(name)):
                 continue
-            params = [p for n in o.get("nets", [name]) for p in nets[n].parameters()]
+            lr = o.get("lr", 2e-4)
             betas = tuple(float(b) for b in o.get("betas", (0.5, 0.999)))  # YAML may say [0, 0.999]
-            opts[name] = torch.optim.Adam(params, lr=o.get("lr", 2e-4), betas=betas,
-                                          weight_decay=o.get("weight_decay", 0.0))
+            groups = _param_groups([nets[n] for n in o.get("nets", [name])], lr, o.get("lr_scale") or {})
+            opts[name] = torch.optim.Adam(groups, lr=lr, betas=betas, weight_decay=o.get("weight_decay", 0.0))
         return opts
 
     def train_dataset(self):
@@ -150,3 +150,20 @@ class Task:
     def to_device(self, batch: dict) -> dict:
         dev = next(self.plain(next(iter(self.nets))).parameters()).device
         return {k: v.to(dev, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+def _param_groups(modules, lr: float, lr_scale: dict) -> list[dict]:
+    """One Adam group per lr_scale prefix (e.g. {encoder: 0.1}: a pretrained encoder fine-tuned
+    at a tenth of the rate), the rest at lr. Parameter names are relative to each net."""
+    groups = {prefix: [] for prefix in lr_scale}
+    rest = []
+    for m in modules:
+        for pname, p in m.named_parameters():
+            prefix = next((k for k in lr_scale if pname == k or pname.startswith(k + ".")), None)
+            (groups[prefix] if prefix is not None else rest).append(p)
+    for prefix, params in groups.items():
+        if not params:
+            from prism.config import ConfigError
+            raise ConfigError(f"optim lr_scale names '{prefix}', which matches no parameter of the network")
+    return [{"params": rest, "lr": lr}] + [{"params": ps, "lr": lr * float(lr_scale[k])} for k, ps in groups.items()]
+

@@ -34,7 +34,8 @@ class ColorizeTask(Task):
         "nets": {"G": {"arch": "unet", "in_channels": 1, "out_channels": 2, "depth": 7, "width": 32,
                        "norm": "batch", "dropout": 0.5},
                  "D": {"arch": "patchgan", "in_channels": 3, "width": 64, "n_layers": 3, "norm": "batch"}},
-        "optim": {"G": {"lr": 2e-4, "betas": [0.5, 0.999]}, "D": {"lr": 2e-4, "betas": [0.5, 0.999]}},
+        # lr_scale: {param prefix: factor}, e.g. {encoder: 0.2} to fine-tune a pretrained encoder gently
+        "optim": {"G": {"lr": 2e-4, "betas": [0.5, 0.999], "lr_scale": None}, "D": {"lr": 2e-4, "betas": [0.5, 0.999]}},
         "loss": {"adversarial": "bce", "gan_weight": 1.0, "recon": "l1", "recon_weight": 100.0,
                  "pretrain_steps": 0, "feature_matching_weight": 0.0, "conditional_d": True,
                  "rebalance": 0.5},  # recon binned_ce only: prior/uniform mix of the colour rebalancing
