@@ -33,7 +33,10 @@ def calibrate_chroma_gain(model, folder: str, target: float, count: int = 240) -
     steps absorb the gamut clipping. Returns (gain, reached ratio)."""
     files = list_images(folder)
     files = files[:: max(1, len(files) // count)][:count]
-    truths, grays = zip(*(truth_and_gray(f) for f in files))
+    pairs = [truth_and_gray(f) for f in files]  # colourless truths are left out, as in evaluation
+    kept = [(t, g) for t, g in pairs if not metrics.colourless_reason(t, torch.from_numpy(g).permute(2, 0, 1))]
+    print(f"chroma calibration: {len(pairs) - len(kept)} of {len(pairs)} photos left out ({metrics.COLOURLESS_RULE})")
+    truths, grays = zip(*kept)
     truth_cf = float(torch.cat([metrics.colorfulness(t[None]) for t in truths]).mean())
 
     def ratio(gain: float) -> float:
@@ -83,6 +86,7 @@ def main():
     if card["options"].get("chroma_gain", 1.0) != 1.0:  # what the calibration bought, on the same photos
         rows = {"model": rows.pop("model"), "model without chroma gain": unscaled["rows"]["model"], **rows}
     card["evaluation"] = {"data": a.val, "count": results["count"], "rows": rows,
+                          "left_out": {k: results["left_out"][k] for k in ("count", "rule")},
                           "render_size": results["render_size"], "command": "prism eval colorize --model colorizer --data " + a.val}
     save_model(out, nets, card, dtype=torch.float16)
     print(json.dumps(rows, indent=1))

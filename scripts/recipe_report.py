@@ -75,13 +75,18 @@ def main():
     columns["ground truth"] = [Image.fromarray((t.permute(1, 2, 0).numpy() * 255 + 0.5).astype("uint8")) for t in truths]
     contact_sheet(columns, a.sheet)
     a.json.write_text(json.dumps({"val": a.val, "checkpoint": a.checkpoint, "photos": [str(x) for x in photos],
+                                  "scored": result["count"], "left_out": result["left_out"],
                                   "rows": table}, indent=1))
-    print("| recipe | PSNR | SSIM | CIEDE2000 | colourfulness (x truth) | train img/s | colorize img/s |")
-    print("|---|---|---|---|---|---|---|")
+    print(f"{result['count']} val photos scored; {result['left_out']['count']} left out: {result['left_out']['rule']}")
+    print("| recipe | PSNR mean / median / pooled | SSIM | CIEDE2000 | colourfulness (x truth) | neutral cast | "
+          "beats gray | train img/s | colorize img/s |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, r in table.items():
-        print(f"| {name} | {r['psnr']:.2f} | {r['ssim']:.3f} | {r['ciede2000']:.2f} | "
-              f"{r['colorfulness']:.1f} ({r['colorfulness_ratio']:.2f}) | {r.get('train_images_per_s', '')} | "
-              f"{r.get('colorize_images_per_s', '')} |")
+        psnr = f"{r['psnr']:.2f} / {r.get('psnr_median', r['psnr']):.2f} / {r.get('psnr_pooled', r['psnr']):.2f}"
+        beats = f"{r['beats_gray']:.0%}" if "beats_gray" in r else ""
+        print(f"| {name} | {psnr} | {r['ssim']:.3f} | {r['ciede2000']:.2f} | "
+              f"{r['colorfulness']:.1f} ({r['colorfulness_ratio']:.2f}) | {r.get('neutral_cast', float('nan')):.2f} | {beats} | "
+              f"{r.get('train_images_per_s', '')} | {r.get('colorize_images_per_s', '')} |")
     print(f"contact sheet: {a.sheet}")
 
 

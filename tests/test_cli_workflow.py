@@ -92,4 +92,4 @@ def test_train_and_eval_on_intel_scenes(shared_data, tmp_path):
                                  "--limit", "12", "--json", str(out_json)])
     assert result.exit_code == 0, result.output
     res = json.loads(out_json.read_text())
-    assert res["count"] == 12 and res["rows"]["ground truth"]["colorfulness"] > 5
+    assert res["count"] + res["left_out"]["count"] == 12 and res["rows"]["ground truth"]["colorfulness"] > 5

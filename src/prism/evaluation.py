@@ -30,14 +30,15 @@ def pil_to_chw(image) -> torch.Tensor:
 
 
 def evaluate_colorizer(colorizer, data, limit: int = 0, batch_size: int = 16, progress: bool = True,
-                       saturation: float = 1.0) -> dict:
-    """Colorize the lightness of every ground-truth photo in `data` and score the result, beside
-    the plain gray image (same lightness, no colour) as a baseline. Images are scored at their own
-    resolution, one at a time (sizes may differ)."""
-    files = list_images(data)[: limit or None]
-    model_acc, gray_acc = metrics.Averager(), metrics.Averager()
-    truth_colorfulness = metrics.Averager()
-    skipped, seconds, n = [], 0.0, 0
+                       saturation: float = 1.0, files=None) -> dict:
+    """Colorize the lightness of every ground-truth photo in `data` (or the given `files`) and
+    score the result beside the plain gray image (same lightness, no colour) as a baseline, each
+    image at its own resolution. Truths with no colour to predict are left out and counted
+    (prism.metrics.COLOURLESS_RULE); PSNR is given as the mean of per-image values, their median
+    and from the pooled MSE; `beats_gray` is the share of images where the model's PSNR is higher."""
+    files = list(files) if files is not None else list_images(data)[: limit or None]
+    scores = {"model": metrics.ColorizationScore(), "gray baseline": metrics.ColorizationScore()}
+    truth_cf, wins, left_out, skipped, seconds = [], 0, [], [], 0.0
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("evaluating", total=len(files))
         for start in range(0, len(files), batch_size):
@@ -45,30 +46,38 @@ def evaluate_colorizer(colorizer, data, limit: int = 0, batch_size: int = 16, pr
             for f in files[start:start + batch_size]:
                 try:
                     truth, gray = truth_and_gray(f)
-                    truths.append(truth)
-                    grays.append(gray)
                 except ImageReadError as e:
                     skipped.append(f"{e.path}: {e.reason}")
+                    continue
+                reason = metrics.colourless_reason(truth, torch.from_numpy(gray).permute(2, 0, 1))
+                if reason:
+                    left_out.append(f"{f}: {reason}")
+                    continue
+                truths.append(truth)
+                grays.append(gray)
             t0 = time.perf_counter()
-            outs = colorizer.colorize_batch(grays, saturation, batch_size=batch_size)
+            outs = colorizer.colorize_batch(grays, saturation, batch_size=batch_size) if grays else []
             seconds += time.perf_counter() - t0
             for truth, gray, out in zip(truths, grays, outs):
-                model_acc.add(metrics.colorization_metrics(pil_to_chw(out)[None], truth[None]), 1)
-                gray_acc.add(metrics.colorization_metrics(torch.from_numpy(gray).permute(2, 0, 1)[None], truth[None]), 1)
-                truth_colorfulness.add({"colorfulness": metrics.colorfulness(truth[None])}, 1)
-                n += 1
+                ours = scores["model"].add(pil_to_chw(out), truth)
+                base = scores["gray baseline"].add(torch.from_numpy(gray).permute(2, 0, 1), truth)
+                wins += ours["psnr"] > base["psnr"]
+                truth_cf.append(float(metrics.colorfulness(truth[None])))
             bar.update(task, advance=len(files[start:start + batch_size]))
-    truth_cf = truth_colorfulness.means().get("colorfulness", float("nan"))
-    rows = {"model": model_acc.means(), "gray baseline": gray_acc.means(),
-            "ground truth": {"psnr": float("inf"), "ssim": 1.0, "ciede2000": 0.0, "colorfulness": truth_cf}}
+    n = len(truth_cf)
+    cf = float(np.mean(truth_cf)) if n else float("nan")
+    rows = {name: score.summary() for name, score in scores.items()}
+    rows["model"]["beats_gray"] = wins / n if n else float("nan")
+    rows["ground truth"] = {"psnr": float("inf"), "ssim": 1.0, "ciede2000": 0.0, "colorfulness": cf, "neutral_cast": 0.0}
     for row in rows.values():
-        row["colorfulness_ratio"] = row["colorfulness"] / truth_cf if truth_cf else float("nan")
+        row["colorfulness_ratio"] = row.get("colorfulness", float("nan")) / cf if cf else float("nan")
+    notes = [f"{len(left_out)} of {len(files) - len(skipped)} truth(s) left out: {metrics.COLOURLESS_RULE}"] if left_out else []
     return {
         "task": "colorize", "data": str(data), "count": n, "rows": rows,
+        "left_out": {"count": len(left_out), "rule": metrics.COLOURLESS_RULE, "files": left_out},
         "images_per_s": round(n / seconds, 2) if seconds else None,
         "peak_rss_mb": round(peak_rss_mb(), 1), "render_size": colorizer.render_size, "saturation": saturation,
-        "model": model_name(colorizer),
-        "skipped": skipped,
+        "model": model_name(colorizer), "skipped": skipped, **({"notes": notes} if notes else {}),
     }
 
 

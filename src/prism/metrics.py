@@ -36,6 +36,68 @@ def colorization_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, 
     }
 
 
+# --- the colorization protocol -------------------------------------------------------------------------
+# A truth with no colour to predict (a gray or sepia-free monochrome photo) scores the gray baseline at
+# 50-100+ dB and would rule a mean over images; such truths are left out, and counted.
+COLOURLESS_COLOURFULNESS = 1.0   # Hasler-Suesstrunk, 0..255 scale
+COLOURLESS_GRAY_PSNR = 50.0      # dB of the gray image against the truth
+NEUTRAL_CHROMA = 5.0             # C*ab below which a truth pixel counts as neutral
+COLOURLESS_RULE = (f"truths with colourfulness < {COLOURLESS_COLOURFULNESS:g} or gray-vs-truth PSNR > "
+                   f"{COLOURLESS_GRAY_PSNR:g} dB are left out (nothing to colour)")
+
+
+def colourless_reason(truth: torch.Tensor, gray: torch.Tensor) -> str | None:
+    """Why a (3,H,W) truth is left out of colour scoring (None: it is scored). `gray` is the same
+    lightness without colour, the colorizer's input."""
+    from torchmetrics.functional.image import peak_signal_noise_ratio
+    cf = float(colorfulness(truth[None].float().clamp(0, 1)))
+    if cf < COLOURLESS_COLOURFULNESS:
+        return f"colourfulness {cf:.2f}"
+    psnr = float(peak_signal_noise_ratio(gray.float().clamp(0, 1), truth.float().clamp(0, 1), data_range=1.0))
+    return f"gray scores {psnr:.1f} dB" if psnr > COLOURLESS_GRAY_PSNR else None
+
+
+def chroma(rgb: torch.Tensor) -> torch.Tensor:
+    """(B,3,H,W) sRGB in [0,1] -> (B,H,W) CIE Lab chroma C*ab."""
+    lab = rgb_to_lab(rgb.float().clamp(0, 1))
+    return torch.hypot(lab[:, 1], lab[:, 2])
+
+
+class ColorizationScore:
+    """One colorizer's (or baseline's) scores over a set of photos, image by image (sizes may
+    differ): mean and median of per-image PSNR, PSNR of the MSE pooled over every pixel (no image
+    rules it), SSIM, CIEDE2000, colourfulness, and the neutral cast: the mean C*ab the output adds
+    where the truth is near neutral (C*ab < NEUTRAL_CHROMA), pooled over those pixels."""
+
+    def __init__(self):
+        self.per_image: dict[str, list[float]] = {}
+        self.sq_err, self.pixels = 0.0, 0
+        self.cast, self.neutral_pixels = 0.0, 0
+
+    def add(self, pred: torch.Tensor, truth: torch.Tensor) -> dict[str, float]:
+        pred, truth = pred[None].float().clamp(0, 1), truth[None].float().clamp(0, 1)
+        values = {k: float(v[0]) for k, v in colorization_metrics(pred, truth).items()}
+        for k, v in values.items():
+            self.per_image.setdefault(k, []).append(v)
+        self.sq_err += float(((pred - truth).double() ** 2).sum())
+        self.pixels += pred.numel()
+        truth_c = chroma(truth)
+        neutral = truth_c < NEUTRAL_CHROMA
+        self.cast += float((chroma(pred) - truth_c)[neutral].double().sum())
+        self.neutral_pixels += int(neutral.sum())
+        return values
+
+    def summary(self) -> dict[str, float]:
+        if not self.pixels:
+            return {}
+        mean = {k: float(np.mean(v)) for k, v in self.per_image.items()}
+        mse = self.sq_err / self.pixels
+        return {"psnr": mean["psnr"], "psnr_median": float(np.median(self.per_image["psnr"])),
+                "psnr_pooled": float(10 * np.log10(1.0 / mse)) if mse > 0 else float("inf"),
+                "ssim": mean["ssim"], "ciede2000": mean["ciede2000"], "colorfulness": mean["colorfulness"],
+                "neutral_cast": self.cast / self.neutral_pixels if self.neutral_pixels else float("nan")}
+
+
 def paired_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
     """Per-image l1 (0..1 pixel units), psnr and ssim of (B,3,H,W) images in [0,1] against their
     aligned targets: what paired translation (pix2pix) is scored by."""

@@ -153,11 +153,18 @@ class ColorizeTask(Task):
 
     @torch.no_grad()
     def validate(self, batches) -> dict[str, float]:
-        acc = metrics.Averager()
+        """The eval protocol (prism.evaluation.evaluate_colorizer) on the val crops: colourless truths
+        left out and counted."""
+        score, left_out = metrics.ColorizationScore(), 0
         for batch in batches:
-            _, out = self._predict(batch)
-            acc.add(metrics.colorization_metrics(out, batch["image"]), n=len(out))
-        return acc.means()
+            L, out = self._predict(batch)
+            gray = color.lab_norm_to_rgb(L, torch.zeros_like(out[:, :2]))
+            for pred, truth, g in zip(out.cpu(), batch["image"].cpu(), gray.cpu()):
+                if metrics.colourless_reason(truth, g):
+                    left_out += 1
+                else:
+                    score.add(pred, truth)
+        return {**score.summary(), "left_out": float(left_out)}
 
     def card(self) -> dict:
         return {"render_size": self.cfg["render_size"], "train_size": self.cfg["data"]["size"]}
