@@ -394,7 +394,7 @@ def test_cli_colorize_saturation_and_render_size_options(model_dir, input_tree, 
 def test_cli_models_lists_bundled():
     res = _invoke("models")
     assert res.exit_code == 0
-    assert "bundled models" in res.output
+    assert "bundled" in res.output
     for name in bundled_models():
         assert name in res.output
 
@@ -469,3 +469,76 @@ def test_precision_errors_name_the_fix(model_dir):
         prism.load_model(str(model_dir), precision="int8")
     result = _invoke("colorize", str(model_dir), "-m", str(model_dir), "--precision", "fp16")
     assert result.exit_code == 2 and "CUDA" in _squash(result.output)
+
+
+# --- CLI: what a newcomer reads (issue 22) ----------------------------------------------------------
+def test_cli_colorize_nothing_written_announces_no_folder(model_dir, tmp_path):
+    bad = tmp_path / "corrupt.jpg"
+    bad.write_bytes(b"not a jpeg at all")
+    out = tmp_path / "out2"
+    res = _invoke("colorize", bad, "-o", out, "--model", model_dir, "--no-progress")
+    assert res.exit_code == 1
+    assert "0 image(s) written," in res.output and "1 failed" in res.output
+    assert str(out) not in _squash(res.output) and not out.exists()
+
+
+def test_cli_colorize_progress_bar_shows_ok_and_failed_apart(model_dir, input_tree, tmp_path):
+    for name in ("bad1.jpg", "bad2.png"):
+        (input_tree / name).write_bytes(b"garbage")
+    res = _invoke("colorize", input_tree, "-o", tmp_path / "out", "--model", model_dir, "--progress")
+    assert res.exit_code == 1
+    assert "4 ok, 2 failed" in res.output  # the bar's last state: 6/6 done, not 6 written
+
+
+def test_cli_colorize_rerun_counts_replaced_and_skip_existing_leaves_them(model_dir, input_tree, tmp_path):
+    out = tmp_path / "out"
+    assert _invoke("colorize", input_tree, "-o", out, "--model", model_dir, "--no-progress").exit_code == 0
+    res = _invoke("colorize", input_tree, "-o", out, "--model", model_dir, "--no-progress")
+    assert res.exit_code == 0 and "4 replaced" in res.output
+    first = out / "top.jpg"
+    first.write_bytes(b"kept")  # an earlier output: --skip-existing must not touch it
+    (out / "b" / "pic.JPG").unlink()  # the one that an interruption did not write
+    res = _invoke("colorize", input_tree, "-o", out, "--model", model_dir, "--no-progress", "--skip-existing")
+    assert res.exit_code == 0, res.output
+    assert "1 image(s) written" in res.output and "3 already there" in res.output
+    assert first.read_bytes() == b"kept" and (out / "b" / "pic.JPG").is_file()
+
+
+def test_cli_train_help_shows_overrides_and_sections():
+    from prism.cli import CONFIG_SECTIONS
+    from prism.tasks import TASKS, TRAINER_DEFAULTS, task_class
+    res = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0
+    assert "[OPTIONS] [SECTION.KEY=VALUE]..." in res.output and "train.steps=2000" in res.output
+    listed = {s for names in CONFIG_SECTIONS.values() for s in names}
+    actual = set(TRAINER_DEFAULTS) | {k for t in TASKS for k in task_class(t).defaults}
+    assert listed == actual  # the help lists exactly the sections a config can have
+
+
+@pytest.mark.parametrize("command", ["colorize", "train", "eval", "serve", "models"])
+def test_cli_flags_read_as_flags(command):
+    res = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0 and "--help" in res.output
+    assert "<bool>" not in res.output
+
+
+def test_cli_models_lists_saved_models_with_headline(model_dir, tmp_path):
+    import shutil
+    folder = tmp_path / "my-models"
+    shutil.copytree(model_dir, folder / "tiny")
+    res = runner.invoke(app, ["models", "--models", str(folder)], env={"COLUMNS": "250"})
+    assert res.exit_code == 0, res.output
+    assert "tiny" in res.output and "saved" in res.output and "colorize" in res.output
+    from prism.modelio import CHECKOUT_MODELS_DIR, saved_models
+    res = runner.invoke(app, ["models"], env={"COLUMNS": "250"})
+    for path in saved_models(CHECKOUT_MODELS_DIR):  # run from a checkout: models/ is listed by default
+        assert path.name in res.output
+    assert runner.invoke(app, ["models", "--models", str(tmp_path / "nope")]).exit_code == 2
+
+
+def test_headline_prefers_evaluation_then_best_then_metrics():
+    from prism.modelio import headline
+    assert headline({"evaluation": {"count": 9, "rows": {"model": {"psnr": 25.0}}}}) == "psnr 25 (eval, 9 images)"
+    assert headline({"best": {"value": 0.5, "step": 3, "metric": "miou"}}) == "miou 0.5 (val, step 3)"
+    assert headline({"best": {"value": None}, "metrics": {"fid": 12.0}}) == "fid 12 (last val)"
+    assert headline({}) == "-"

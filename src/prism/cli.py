@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -10,16 +11,27 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from prism.cli_common import (MODEL_HELP, PRECISION_HELP, backend_model, console, fail, load_predictor,
-                              report_written, run_files)
+from prism.cli_common import (MODEL_HELP, PRECISION_HELP, SKIP_EXISTING_HELP, backend_model, console, fail,
+                              load_predictor, report_written, run_files)
 from prism.cli_faces import generate, restore
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="PRISM: GAN image-to-image translation (colorize, train, evaluate, export).")
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def train(ctx: typer.Context,
+# The config's sections, for `prism train --help`; tests check it against every task's defaults.
+CONFIG_SECTIONS = {"every task": ("task", "name", "seed", "data", "nets", "optim", "loss", "train"),
+                   "colorize": ("render_size",), "oasis": ("ema_stats",), "stylegan": ("sample", "align", "restore"),
+                   "stylegan_encoder": ("generator", "align", "restore")}
+OVERRIDES_HELP = ("Config overrides, SECTION.KEY=VALUE (values are YAML: 3, 2e-4, true, [0.5, 0.999], null), "
+                  "e.g. train.steps=2000 data.train=DIR nets.G.width=64. Sections: "
+                  + "; ".join(f"{who}: {', '.join(names)}" for who, names in CONFIG_SECTIONS.items())
+                  + ". The run's resolved config is saved as RUN/config.yaml.")
+
+
+@app.command()
+def train(overrides: Optional[List[str]] = typer.Argument(None, metavar="SECTION.KEY=VALUE", help=OVERRIDES_HELP,
+                                                         show_default=False),
           config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config (see configs/)."),
           runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where numbered run directories go."),
           resume: Optional[Path] = typer.Option(None, "--resume", help="A run directory to continue."),
@@ -31,7 +43,7 @@ def train(ctx: typer.Context,
     from prism.data.images import DataError
     from prism.tasks import resolve_config
     from prism.train.trainer import Trainer, TrainingStopped
-    overrides = list(ctx.args)
+    overrides = list(overrides or [])
     if devices is not None:
         overrides.append(f"train.devices={devices}")
     if num_nodes is not None:
@@ -64,12 +76,14 @@ def colorize(inputs: List[Path] = typer.Argument(..., help="Image files and/or f
              device: str = typer.Option("cpu", "--device"),
              backend: str = typer.Option("torch", "--backend", help="torch, or onnxruntime (a .onnx --model, or any model exported on the fly)."),
              precision: str = typer.Option("fp32", "--precision", help=PRECISION_HELP),
+             skip_existing: bool = typer.Option(False, "--skip-existing", help=SKIP_EXISTING_HELP),
              progress: bool = typer.Option(True, "--progress/--no-progress")):
     """Colorize black-and-white photos at full resolution; writes into --out, never over an input."""
     colorizer = load_predictor(backend_model(model, backend), device, ("colorize",), "colorization", precision)
     if render_size:
         colorizer.render_size = render_size
-    run_files(inputs, out_dir, lambda imgs: colorizer.colorize_batch(imgs, saturation, batch_size), batch_size, progress)
+    run_files(inputs, out_dir, lambda imgs: colorizer.colorize_batch(imgs, saturation, batch_size), batch_size, progress,
+              skip_existing)
 
 
 @app.command("eval")
@@ -168,16 +182,22 @@ def export(model: str = typer.Option(..., "--model", "-m", help=MODEL_HELP),
 
 
 @app.command()
-def models():
-    """List the bundled models."""
-    from prism.modelio import BUNDLED_DIR, bundled_models
-    table = Table(title="bundled models")
-    for col in ("name", "task", "networks", "steps"):
+def models(models_dir: Optional[Path] = typer.Option(None, "--models", help="Also list the saved models in DIR (default: the checkout's models/ folder, when run from one).")):
+    """List the bundled models and the saved ones in --models (task, size, headline number)."""
+    from prism.modelio import BUNDLED_DIR, CARD, CHECKOUT_MODELS_DIR, bundled_models, headline, saved_models
+    if models_dir is not None and not models_dir.is_dir():
+        fail(f"{models_dir}: no such folder")
+    folder = models_dir or CHECKOUT_MODELS_DIR
+    entries = [(name, "bundled", BUNDLED_DIR / name) for name in bundled_models()]
+    entries += [(os.path.relpath(path), "saved", path) for path in saved_models(folder)]
+    table = Table(title="models")
+    for col in ("name (--model)", "kind", "task", "networks", "MB", "steps", "headline"):
         table.add_column(col)
-    for name in bundled_models():
-        card = json.loads((BUNDLED_DIR / name / "card.json").read_text())
-        table.add_row(name, card["task"], ", ".join(f"{k}={v['arch']}" for k, v in card["nets"].items()),
-                      str(card.get("training", {}).get("steps", "?")))
+    for name, kind, path in entries:
+        card = json.loads((path / CARD).read_text())
+        size = sum(f.stat().st_size for f in path.iterdir() if f.is_file()) / 1e6
+        table.add_row(name, kind, card["task"], ", ".join(f"{k}={v['arch']}" for k, v in card["nets"].items()),
+                      f"{size:.1f}", str(card.get("training", {}).get("steps", "?")), headline(card))
     Console().print(table)
 
 
@@ -218,10 +238,12 @@ def translate(inputs: List[Path] = typer.Argument(..., help="Image files and/or 
               batch_size: int = typer.Option(8, "--batch-size"),
               device: str = typer.Option("cpu", "--device"),
               precision: str = typer.Option("fp32", "--precision", help=PRECISION_HELP),
+              skip_existing: bool = typer.Option(False, "--skip-existing", help=SKIP_EXISTING_HELP),
               progress: bool = typer.Option(True, "--progress/--no-progress")):
     """Translate images at their full size with a pix2pix or CycleGAN model; writes into --out, never over an input."""
     translator = _load_translator(model, device, direction, precision)
-    run_files(inputs, out_dir, lambda imgs: translator.translate_batch(imgs, direction, batch_size), batch_size, progress)
+    run_files(inputs, out_dir, lambda imgs: translator.translate_batch(imgs, direction, batch_size), batch_size, progress,
+              skip_existing)
 
 
 def _load_translator(model: str, device: str, direction: Optional[str], precision: str = "fp32"):
@@ -321,6 +343,7 @@ def synthesize(labels: List[Path] = typer.Argument(..., help="Label map files an
                render_size: Optional[int] = typer.Option(None, "--render-size", help="Long side the network draws at (default: its training size; 0: the label map's own)."),
                device: str = typer.Option("cpu", "--device"),
                precision: str = typer.Option("fp32", "--precision", help=PRECISION_HELP),
+               skip_existing: bool = typer.Option(False, "--skip-existing", help=SKIP_EXISTING_HELP),
                progress: bool = typer.Option(True, "--progress/--no-progress")):
     """Label maps -> photos with an OASIS model, each the size of its label map; writes into --out, never over an input."""
     from prism.data.images import DataError
@@ -332,7 +355,7 @@ def synthesize(labels: List[Path] = typer.Argument(..., help="Label map files an
             synth.table.index_of(resample_class)
         report = synthesize_files(synth, labels, out_dir, format, seed, resample_class,
                                   base_seed if resample_class is not None else None,
-                                  "card" if render_size is None else (render_size or None), progress)
+                                  "card" if render_size is None else (render_size or None), progress, skip_existing)
     except (DataError, ValueError) as e:
         fail(str(e))
     report_written(report, out_dir)

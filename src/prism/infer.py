@@ -23,6 +23,34 @@ KEEP_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp"}
 class RunReport:
     written: list[Path] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
+    replaced: list[Path] = field(default_factory=list)   # written over an earlier output
+    existing: list[Path] = field(default_factory=list)   # left alone (skip_existing): already there
+
+
+def file_progress(progress: bool, what: str = "images") -> tuple[Progress, int]:
+    """The bar every file command shows: done/total, and written and failed apart."""
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[ok]} ok, {task.fields[failed]} failed"), TimeRemainingColumn())
+    bar = Progress(*columns, disable=not progress)
+    return bar, bar.add_task(what, total=None, ok=0, failed=0)
+
+
+def advance(bar: Progress, task: int, report: RunReport, ok: int, n: int) -> None:
+    """`ok` of the files counted so far were made; failures are read from the report."""
+    bar.update(task, advance=n, ok=ok, failed=len(report.failed))
+
+
+def skip_done(pairs: list[tuple[Path, Path]], report: RunReport, skip_existing: bool) -> list[tuple[Path, Path]]:
+    """With skip_existing, the pairs whose output is already there are left out (and counted)."""
+    if not skip_existing:
+        return pairs
+    todo = []
+    for src, dst in pairs:
+        if dst.exists():
+            report.existing.append(dst)
+        else:
+            todo.append((src, dst))
+    return todo
 
 
 def plan_outputs(inputs: list[str | Path], out_dir: Path, suffix: str = "") -> list[tuple[Path, Path]]:
@@ -64,9 +92,12 @@ def output_path(img: Image.Image, path: Path) -> Path:
     return path
 
 
-def save_image(img: Image.Image, path: Path) -> Path:
-    """Write atomically; returns the path written (RGBA meant for JPEG/BMP becomes PNG)."""
+def save_image(img: Image.Image, path: Path, report: RunReport | None = None) -> Path:
+    """Write atomically; returns the path written (RGBA meant for JPEG/BMP becomes PNG). A file
+    already there is replaced, and noted in `report`."""
     path = output_path(img, path)
+    if report is not None and path.exists():
+        report.replaced.append(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     kwargs = {"quality": 95} if path.suffix.lower() in (".jpg", ".jpeg", ".webp") else {}
     tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
@@ -77,21 +108,24 @@ def save_image(img: Image.Image, path: Path) -> Path:
 
 def run_on_files(inputs, out_dir, process: Callable[[list], list[Image.Image]], batch_size: int = 8,
                  suffix: str = "", progress: bool = True, max_pixels: int | None = None,
-                 io_threads: int = 2) -> RunReport:
+                 io_threads: int = 2, skip_existing: bool = False) -> RunReport:
     """process(list of LoadedImage) -> list of PIL images, one per input.
 
     Decoding the next batch and encoding the previous one run in `io_threads` worker threads while
     the network works on the current batch (PIL and torch release the GIL), so the network is not
-    left waiting on JPEG codecs.
+    left waiting on JPEG codecs. With skip_existing, inputs whose output is already there are left
+    alone (resuming an interrupted folder); otherwise earlier outputs are replaced and counted.
     """
+    report = RunReport()
     pairs = plan_outputs(inputs, Path(out_dir), suffix)
     claimed = {p.resolve() for pair in pairs for p in pair}
-    report = RunReport()
+    pairs = skip_done(pairs, report, skip_existing)
     batches = [pairs[i:i + batch_size] for i in range(0, len(pairs), batch_size)]
     read = (lambda src: read_image(src, max_pixels)) if max_pixels else read_image
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, disable=not progress) as bar, ThreadPoolExecutor(max(1, io_threads)) as pool:
-        task = bar.add_task("images", total=len(pairs))
+    bar, task = file_progress(progress)
+    bar.update(task, total=len(pairs))
+    made = 0
+    with bar, ThreadPoolExecutor(max(1, io_threads)) as pool:
         reads = [pool.submit(read, src) for src, _ in batches[0]] if batches else []
         writes: list = []
         for k, batch in enumerate(batches):
@@ -116,9 +150,11 @@ def run_on_files(inputs, out_dir, process: Callable[[list], list[Image.Image]], 
                 if final != dst:  # renamed (alpha kept as PNG): must not land on a claimed path
                     final = unclaimed(final, claimed)
                     claimed.add(final.resolve())
-                writes.append((src, final, pool.submit(save_image, img, final)))
-            bar.update(task, advance=len(batch))
+                writes.append((src, final, pool.submit(save_image, img, final, report)))
+            made += len(results)
+            advance(bar, task, report, made, len(batch))
         _collect(writes, report)
+        advance(bar, task, report, len(report.written), 0)
     return report
 
 
@@ -131,4 +167,4 @@ def _collect(writes: list, report: RunReport) -> None:
     writes.clear()
 
 
-__all__ = ["IMAGE_EXTS", "RunReport", "plan_outputs", "run_on_files", "save_image"]
+__all__ = ["IMAGE_EXTS", "RunReport", "advance", "file_progress", "plan_outputs", "run_on_files", "save_image", "skip_done"]

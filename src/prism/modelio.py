@@ -26,8 +26,35 @@ class ModelError(ValueError):
     pass
 
 
+CHECKOUT_MODELS_DIR = Path(__file__).resolve().parents[2] / "models"  # the trained models of a source checkout
+
+
 def bundled_models() -> list[str]:
     return sorted(p.name for p in BUNDLED_DIR.iterdir() if (p / CARD).is_file()) if BUNDLED_DIR.is_dir() else []
+
+
+def saved_models(folder: str | Path) -> list[Path]:
+    """The model directories (each with a card.json) directly inside `folder`."""
+    folder = Path(folder)
+    return sorted(p for p in folder.iterdir() if (p / CARD).is_file()) if folder.is_dir() else []
+
+
+def headline(card: dict) -> str:
+    """A model's headline number from its card: its evaluation's first score, else the metric its
+    best checkpoint was chosen by, else its last validation's first number."""
+    evaluation = card.get("evaluation") or {}
+    row = (evaluation.get("rows") or {}).get("model") or next(iter((evaluation.get("rows") or {}).values()), None)
+    if row:
+        key = next(iter(row))
+        return f"{key} {row[key]:.4g} (eval, {evaluation.get('count', '?')} images)"
+    best = card.get("best") or {}
+    if best.get("value") is not None:
+        return f"{best.get('metric', 'best')} {best['value']:.4g} (val, step {best.get('step')})"
+    numbers = {k: v for k, v in (card.get("metrics") or {}).items() if isinstance(v, (int, float))}
+    if numbers:
+        key = next(iter(numbers))
+        return f"{key} {numbers[key]:.4g} (last val)"
+    return "-"
 
 
 def save_model(out_dir: str | Path, nets: dict[str, torch.nn.Module], card: dict, dtype=torch.float32) -> Path:
