@@ -45,10 +45,11 @@ def write_submission(translator, photos, count: int, out_zip: str | Path, direct
     out_zip.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_zip.with_name(f".{out_zip.name}.{os.getpid()}.tmp")
     skipped: dict[Path, str] = {}
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[failed]} unreadable skipped"), TimeRemainingColumn())
     try:
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf, Progress(*columns, disable=not progress) as bar:
-            task = bar.add_task("images", total=count)
+            task = bar.add_task("images", total=count, failed=0)
             written, cursor = 0, 0
             while written < count:
                 batch = []
@@ -67,7 +68,7 @@ def write_submission(translator, photos, count: int, out_zip: str | Path, direct
                 for img in translator.translate_batch(batch, direction, batch_size):
                     zf.writestr(f"{written:05d}.jpg", _jpeg(img))
                     written += 1
-                bar.update(task, completed=written)
+                bar.update(task, completed=written, failed=len(skipped))
         os.replace(tmp, out_zip)
     finally:
         if tmp.exists():
