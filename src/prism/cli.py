@@ -42,6 +42,7 @@ def train(overrides: Optional[List[str]] = typer.Argument(None, metavar="SECTION
     from prism import config as C
     from prism.data.images import DataError
     from prism.tasks import resolve_config
+    from prism.train.rundir import RunLocked
     from prism.train.trainer import Trainer, TrainingStopped
     overrides = list(overrides or [])
     if devices is not None:
@@ -59,6 +60,8 @@ def train(overrides: Optional[List[str]] = typer.Argument(None, metavar="SECTION
             fail("give --config FILE (e.g. configs/colorize/cpu.yaml) or --resume RUN_DIR")
         Trainer(cfg, runs_dir=runs_dir, resume=resume, progress=progress).fit()
     except (C.ConfigError, DataError, FileNotFoundError) as e:
+        fail(str(e))
+    except RunLocked as e:
         fail(str(e))
     except TrainingStopped as e:
         fail(str(e), code=1)

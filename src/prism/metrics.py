@@ -136,7 +136,8 @@ def mean_iou_metric(num_classes: int):
     from torchmetrics.classification import MulticlassJaccardIndex
 
     from prism.data.labels import IGNORE
-    return MulticlassJaccardIndex(num_classes, average="macro", ignore_index=IGNORE)
+    # no cross-process sync: rank 0 validates alone in a multi-process run (prism.train.trainer)
+    return MulticlassJaccardIndex(num_classes, average="macro", ignore_index=IGNORE, sync_on_compute=False)
 
 
 def mean_iou(pred: torch.Tensor, truth: torch.Tensor, num_classes: int) -> float:

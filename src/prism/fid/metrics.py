@@ -55,6 +55,11 @@ class FeatureSet:
     from_cache: bool = False
 
 
+# Features are gathered by PRISM before compute: a metric must not sync across processes by itself
+# (rank 0 validates alone in a multi-process run; a sync there would wait forever on the others).
+ONE_PROCESS = {"sync_on_compute": False}
+
+
 class PrecomputedFeatures(nn.Module):
     """The `feature` module handed to torchmetrics: its inputs already are (N, d) features.
     `num_features` spares FrechetInceptionDistance its probe with a dummy image."""
@@ -248,7 +253,7 @@ def _with_fid_state(real: FeatureSet) -> FeatureSet:
     """Fill `fid_state` with torchmetrics' own FID real-state sums for these features."""
     from torchmetrics.image.fid import FrechetInceptionDistance
     if real.count:
-        metric = FrechetInceptionDistance(feature=PrecomputedFeatures(real.features.shape[1]))
+        metric = FrechetInceptionDistance(feature=PrecomputedFeatures(real.features.shape[1]), **ONE_PROCESS)
         metric.update(real.features.double(), real=True)
         real.fid_state = {k: getattr(metric, k).detach().clone() for k in FID_REAL_STATES}
     return real
@@ -257,7 +262,7 @@ def _with_fid_state(real: FeatureSet) -> FeatureSet:
 def fid_from_features(real: FeatureSet, fake: FeatureSet) -> float:
     from torchmetrics.image.fid import FrechetInceptionDistance
     dim = fake.features.shape[1]
-    metric = FrechetInceptionDistance(feature=PrecomputedFeatures(dim))
+    metric = FrechetInceptionDistance(feature=PrecomputedFeatures(dim), **ONE_PROCESS)
     state = real.fid_state if real.fid_state is not None else _with_fid_state(real).fid_state
     if state["real_features_sum"].shape[0] != dim:
         raise ValueError(f"real statistics have {state['real_features_sum'].shape[0]} features, fake {dim}")
@@ -276,7 +281,7 @@ def kid_from_features(real: FeatureSet, fake: FeatureSet, subsets: int = 100, su
     size = min(subset_size, real.count, fake.count)
     with warnings.catch_warnings():  # keeping every feature in memory is the point here
         warnings.filterwarnings("ignore", message=".*will save all extracted features.*")
-        metric = KernelInceptionDistance(feature=PrecomputedFeatures(fake.features.shape[1]),
+        metric = KernelInceptionDistance(feature=PrecomputedFeatures(fake.features.shape[1]), **ONE_PROCESS,
                                          subsets=subsets, subset_size=size, degree=degree)
     # float64 features: torchmetrics' KID (unlike its FID) computes in the input dtype
     metric.update(real.features.double(), real=True)
@@ -297,7 +302,7 @@ def mifid_from_features(real: FeatureSet, fake: FeatureSet, cosine_distance_eps:
     from torchmetrics.image.mifid import MemorizationInformedFrechetInceptionDistance
     if direction not in MIFID_DIRECTIONS:
         raise ValueError(f"direction must be one of {MIFID_DIRECTIONS}, got {direction!r}")
-    metric = MemorizationInformedFrechetInceptionDistance(
+    metric = MemorizationInformedFrechetInceptionDistance(**ONE_PROCESS,
         feature=PrecomputedFeatures(fake.features.shape[1]), cosine_distance_eps=float(cosine_distance_eps))
     first, second = (fake, real) if direction == "fake_to_real" else (real, fake)
     metric.update(first.features.double(), real=True)

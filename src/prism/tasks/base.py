@@ -41,6 +41,7 @@ TRAINER_DEFAULTS = {
         "val_batches": 0,         # 0 = whole validation set
         "torch_threads": 0,       # 0 = torch's default
         "sync_batchnorm": True,   # several GPUs: BatchNorm statistics over all ranks (torch supports it on GPU only)
+        "collective_timeout_s": 1800,  # several processes: a rank that waits this long on the others fails
     },
 }
 

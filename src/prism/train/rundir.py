@@ -23,3 +23,29 @@ def new_run_dir(runs_dir: str | Path, name: str) -> Path:
 
 def is_run_dir(path: str | Path) -> bool:
     return (Path(path) / "config.yaml").is_file()
+
+
+class RunLocked(RuntimeError):
+    """Another live process is training in this run directory."""
+
+
+def lock_run_dir(run_dir: str | Path):
+    """Hold RUN/.lock (an OS file lock, released when the process ends, however it ends) for as
+    long as the returned file stays open; a run directory another live run holds raises RunLocked."""
+    import fcntl
+    import os
+    path = Path(run_dir) / ".lock"
+    handle = open(path, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "?"
+        handle.close()
+        raise RunLocked(f"{run_dir} is being trained by another live run (pid {holder}): wait for it to end or "
+                        f"stop it, then resume; or start a new run") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle

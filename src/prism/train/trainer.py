@@ -7,8 +7,10 @@ and precision come from Lightning Fabric, so one CPU process is just the one-dev
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
+import os
 import platform
 import signal
 import time
@@ -25,11 +27,29 @@ from prism.tasks import task_class
 from prism.train import checkpoint as ckpt
 from prism.train.loggers import RunLogger, plot_losses
 from prism.train.progress import TrainProgress
-from prism.train.rundir import new_run_dir
+from prism.train.rundir import lock_run_dir, new_run_dir
 
 
 class TrainingStopped(RuntimeError):
     """The run ended early for a reason the user must act on (non-finite loss)."""
+
+
+def check_devices(t: dict) -> None:
+    """Fail with the fix, before any process starts, where a multi-process run could only hang or
+    crash later: more CPU processes than cores, a MASTER_PORT already taken."""
+    devices = t["devices"]
+    if t["accelerator"] == "cpu" and isinstance(devices, int) and devices > (os.cpu_count() or 1):
+        raise C.ConfigError(f"train.devices={devices} CPU processes, but this machine has {os.cpu_count()} cores: "
+                            f"use --devices {os.cpu_count()} or fewer")
+    port = os.environ.get("MASTER_PORT")
+    if port and (devices != 1 or t["num_nodes"] > 1) and "LOCAL_RANK" not in os.environ:
+        import socket
+        with socket.socket() as sock:
+            try:
+                sock.bind((os.environ.get("MASTER_ADDR", "127.0.0.1"), int(port)))
+            except OSError:
+                raise C.ConfigError(f"MASTER_PORT={port} is in use (another run?): set MASTER_PORT to a free "
+                                    f"port, or unset it to let PRISM pick one") from None
 
 
 class Trainer:
@@ -40,12 +60,32 @@ class Trainer:
         t = cfg["train"]
         if t["torch_threads"]:
             torch.set_num_threads(t["torch_threads"])
+        check_devices(t)
+        strategy = "auto"
+        if t["devices"] != 1 or t["num_nodes"] > 1:
+            from datetime import timedelta
+
+            from lightning_fabric.strategies import DDPStrategy
+            # find_unused_parameters: a GAN phase may leave some of a net's parameters out of its
+            # loss (style mixing, lazy regularisation); DDP would otherwise fail at the next step.
+            strategy = DDPStrategy(timeout=timedelta(seconds=float(t["collective_timeout_s"])),
+                                   find_unused_parameters=True)
         self.fabric = Fabric(accelerator=t["accelerator"], devices=t["devices"], num_nodes=t["num_nodes"],
-                             precision=t["precision"], strategy="ddp" if t["devices"] != 1 or t["num_nodes"] > 1 else "auto")
+                             precision=t["precision"], strategy=strategy)
         self.stop_requested = False
 
     # ------------------------------------------------------------------------------------------
     def fit(self) -> Path:
+        self._lock = None
+        if self.resume_dir and self.fabric.is_global_zero:  # before any process starts: a clear error, no hang
+            self._lock = lock_run_dir(self.resume_dir)
+        try:
+            return self._fit()
+        finally:  # the run directory is free for the next run, in this process too
+            if self._lock is not None:
+                self._lock.close()
+
+    def _fit(self) -> Path:
         fabric, cfg, t = self.fabric, self.cfg, self.cfg["train"]
         fabric.launch()
         fabric.seed_everything(cfg["seed"], verbose=False)
@@ -109,14 +149,7 @@ class Trainer:
                     sums, counts = {}, {}
                 else:
                     bar.update(self.step)
-                if sample_batch is not None and self._due(t["sample_every"]):
-                    self._sample(sample_batch)
-                if self._due(t["val_every"]):
-                    self._validate()
-                if self._due(t["ckpt_every"]):
-                    self._save("latest")
-                if t["keep_every"] and self.step % t["keep_every"] == 0:
-                    self._save(f"step-{self.step:07d}")
+                self._periodic_work(sample_batch)
         except TrainingStopped as e:
             bar.close()
             last = ckpt.find_checkpoint(self.run_dir)
@@ -231,40 +264,60 @@ class Trainer:
         picked = _spread_subset(ds, 8)
         return self.task.to_device(collate([picked[i] for i in range(len(picked))]))
 
-    # --- sampling, validation ---------------------------------------------------------------------
-    def _eval_mode(self, on: bool) -> None:
-        for net in self.task.nets.values():
-            net.train(not on)
-
-    def _sample(self, batch) -> None:
-        if not self.fabric.is_global_zero:
-            return
-        self._eval_mode(True)
-        try:
-            self.log.image(self.step, self.task.sample_grid(batch))
-        finally:
-            self._eval_mode(False)
-
-    def _validate(self) -> None:
-        if self.val_loader is None:
-            return
-        if self.fabric.is_global_zero:
-            limit = self.cfg["train"]["val_batches"]
-            batches = (self.task.to_device(b) for i, b in enumerate(self.val_loader) if not limit or i < limit)
-            self._eval_mode(True)
-            try:
-                metrics = self.task.validate(batches)
-            finally:
-                self._eval_mode(False)
+    # --- sampling, validation, checkpoints on their intervals ---------------------------------------
+    def _periodic_work(self, sample_batch) -> None:
+        """Every rank runs this at every step and so takes part in the same collectives in the
+        same order: sampling and validation run on rank 0 alone and involve none (the task sees
+        unwrapped networks there); validation's result is broadcast, so every rank makes the same
+        best-checkpoint decision; each checkpoint write ends in one barrier on every rank."""
+        t = self.cfg["train"]
+        if sample_batch is not None and self._due(t["sample_every"]) and self.fabric.is_global_zero:
+            with self._inference_view():
+                self.log.image(self.step, self.task.sample_grid(sample_batch))
+        if self.val_loader is not None and self._due(t["val_every"]):
+            metrics = self._validate() if self.fabric.is_global_zero else None
+            if self.fabric.world_size > 1:
+                metrics = self.fabric.broadcast(metrics, src=0)
             self.last_metrics = metrics
-            self.log.metrics(self.step, metrics)
-            name, mode = self._best_key()
-            value = metrics.get(name)
-            if value is not None and math.isfinite(value) and (
-                    self.best["value"] is None or (value > self.best["value"] if mode == "max" else value < self.best["value"])):
-                self.best = {"value": value, "step": self.step, "metric": name}
+            if self._improves(metrics):
+                self.best = {"value": metrics[self._best_key()[0]], "step": self.step, "metric": self._best_key()[0]}
                 self._save("best")
-        self.fabric.barrier()
+        if self._due(t["ckpt_every"]):
+            self._save("latest")
+        if t["keep_every"] and self.step % t["keep_every"] == 0:
+            self._save(f"step-{self.step:07d}")
+
+    @contextlib.contextmanager
+    def _inference_view(self):
+        """The task's networks unwrapped (no DDP: its forward would join a collective) and in eval
+        mode, for sampling and validation; as they were afterwards."""
+        wrapped = self.task.nets
+        self.task.nets = {n: self.task.plain(n) for n in wrapped}
+        for net in self.task.nets.values():
+            net.train(False)
+        try:
+            yield
+        finally:
+            for net in self.task.nets.values():
+                net.train(True)
+            self.task.nets = wrapped
+
+    def _validate(self) -> dict:
+        """Rank 0: the task's validation metrics on the val subset (logged)."""
+        limit = self.cfg["train"]["val_batches"]
+        batches = (self.task.to_device(b) for i, b in enumerate(self.val_loader) if not limit or i < limit)
+        with self._inference_view():
+            metrics = self.task.validate(batches)
+        self.log.metrics(self.step, metrics)
+        return metrics
+
+    def _improves(self, metrics: dict) -> bool:
+        name, mode = self._best_key()
+        value = metrics.get(name)
+        if value is None or not math.isfinite(value):
+            return False
+        best = self.best["value"]
+        return best is None or (value > best if mode == "max" else value < best)
 
     def _best_key(self) -> tuple[str, str]:
         t = self.cfg["train"]
@@ -324,6 +377,8 @@ class Trainer:
             path = str(new_run_dir(self.runs_dir, self.cfg["name"])) if self.fabric.is_global_zero else None
             run_dir = Path(self.fabric.broadcast(path, src=0))
         if self.fabric.is_global_zero:
+            if not self.resume_dir:
+                self._lock = lock_run_dir(run_dir)
             C.dump(self.cfg, run_dir / "config.yaml")
         return run_dir
 

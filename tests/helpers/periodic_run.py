@@ -1,0 +1,12 @@
+"""Run by tests/test_distributed_periodic.py as a plain script (Fabric's launcher re-executes it
+once per extra rank): train the resolved config in argv[1] (JSON) into the runs folder argv[2]."""
+import json
+import sys
+
+import torch
+
+from prism.train.trainer import Trainer
+
+torch.set_num_threads(1)
+cfg = json.loads(open(sys.argv[1]).read())
+Trainer(cfg, runs_dir=sys.argv[2], progress=False).fit()
