@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import torch
 
@@ -83,6 +84,7 @@ def main():
     p.add_argument("--render-size", type=int, default=None)
     p.add_argument("--calibrate-on", default=None, help="folder of training photos for the chroma gain")
     p.add_argument("--colourfulness-target", type=float, default=0.8)
+    p.add_argument("--notes", type=Path, default=None, help="a text file: the card's notes, one per paragraph")
     a = p.parse_args()
     out = BUNDLED_DIR / a.name
     nets, card = load_nets(a.source)
@@ -90,6 +92,7 @@ def main():
         card["options"]["render_size"] = a.render_size
     card["license"] = licence_note(card["training"]["config"])
     card["name"] = a.name
+    card["notes"] = [n.strip().replace("\n", " ") for n in a.notes.read_text().split("\n\n") if n.strip()] if a.notes else []
     save_model(out, nets, card, dtype=torch.float16)
     if a.calibrate_on:
         gain, reached = calibrate_chroma_gain(load_model(out), a.calibrate_on, a.colourfulness_target)

@@ -143,12 +143,20 @@ def evaluate(task: Optional[str] = typer.Argument(None, help="Task to evaluate: 
 def _print_results(results: dict) -> None:
     rows = results["rows"]
     table = Table(title=f"{results['task']} on {results['data']} ({results['count']} images)")
-    table.add_column("")
-    names = list(next(iter(rows.values())))
-    for name in names:
-        table.add_column(name, justify="right")
-    for label, vals in rows.items():
-        table.add_row(label, *[f"{vals[n]:.4g}" if isinstance(vals.get(n), float) else str(vals.get(n, "")) for n in names])
+    names = list(dict.fromkeys(k for vals in rows.values() for k in vals))
+    cell = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v if v is not None else "")  # noqa: E731
+    if len(names) > 5:  # many metrics (colorize): one row per metric, one column per model, to fit a terminal
+        table.add_column("")
+        for label in rows:
+            table.add_column(label, justify="right")
+        for name in names:
+            table.add_row(name, *[cell(vals.get(name)) for vals in rows.values()])
+    else:
+        table.add_column("")
+        for name in names:
+            table.add_column(name, justify="right")
+        for label, vals in rows.items():
+            table.add_row(label, *[cell(vals.get(n)) for n in names])
     Console().print(table)
     # nested details (per-class tables, paired statistics) are for the JSON; notes say them in words
     extra = {k: v for k, v in results.items() if k not in ("rows", "task", "data", "count", "skipped", "notes")

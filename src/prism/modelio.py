@@ -66,6 +66,7 @@ def save_model(out_dir: str | Path, nets: dict[str, torch.nn.Module], card: dict
             value = value.detach().cpu()
             tensors[f"{name}.{key}"] = (value.to(dtype) if value.is_floating_point() else value).contiguous()
     card = {"format": "prism-model-1", "prism_version": prism.__version__, **card}
+    card["nets"] = {n: _portable(spec) for n, spec in card["nets"].items()}  # the weights are in the file
     tmp = out / f".{WEIGHTS}.tmp"
     save_file(tensors, str(tmp), metadata={"task": card["task"]})
     tmp.replace(out / WEIGHTS)
@@ -191,7 +192,9 @@ def card_markdown(card: dict) -> str:
     ev = card.get("evaluation") or {}
     if ev.get("rows"):  # e.g. the bundled colorizer: its val numbers beside the baselines
         keys = list(next(iter(ev["rows"].values())))
-        lines += ["", f"Evaluation on {ev.get('data', '?')} ({ev.get('count', '?')} images):", "",
+        left = ev.get("left_out")
+        scored = f"{ev.get('count', '?')} images" + (f"; {left['count']} left out: {left['rule']}" if left else "")
+        lines += ["", f"Evaluation on {ev.get('data', '?')} ({scored}):", "",
                   "| | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
         lines += [f"| {name} | " + " | ".join(f"{row.get(k, float('nan')):.4g}" for k in keys) + " |"
                   for name, row in ev["rows"].items()]
