@@ -367,13 +367,14 @@ FILE_FORMATS = {"cityscapes-ids": "ids", "camvid": "ids", "generic": "ids", "col
 
 
 def synthesize_files(synth: Synthesizer, inputs, out_dir, file_format: str | None = None, seed: int = 0,
-                     resample_class=None, base_seed: int | None = None, render_size="card", progress: bool = True):
+                     resample_class=None, base_seed: int | None = None, render_size="card", progress: bool = True,
+                     skip_existing: bool = False):
     """Label files and folders -> photos under out_dir (folders mirrored, inputs never overwritten).
     file_format picks how files decode (default: as the model's training data); for
-    cityscapes-ids only *_gtFine_labelIds.png files are taken from folders."""
-    from rich.progress import Progress
+    cityscapes-ids only *_gtFine_labelIds.png files are taken from folders. With skip_existing,
+    label maps whose output is already there are left alone."""
     from prism.data.images import DataError, ImageReadError
-    from prism.infer import RunReport, plan_outputs, save_image
+    from prism.infer import RunReport, advance, file_progress, plan_outputs, save_image, skip_done
     if file_format is not None and file_format not in FILE_FORMATS:
         raise ValueError(f"unknown label format '{file_format}'; use one of {', '.join(FILE_FORMATS)}")
     decoding = FILE_FORMATS.get(file_format) if file_format else synth.decoding
@@ -381,14 +382,16 @@ def synthesize_files(synth: Synthesizer, inputs, out_dir, file_format: str | Non
     if file_format == "cityscapes-ids" or (file_format is None and synth.card["options"].get("format") == "cityscapes"):
         pairs = [(src, dst) for src, dst in pairs if src.name.endswith("_gtFine_labelIds.png")]
     report = RunReport()
-    with Progress(disable=not progress) as bar:
-        task = bar.add_task("label maps", total=len(pairs))
+    pairs = skip_done(pairs, report, skip_existing)
+    bar, task = file_progress(progress, "label maps")
+    bar.update(task, total=len(pairs))
+    with bar:
         for src, dst in pairs:
             try:
                 label, instance = synth.read_label(src, decoding)
                 img = synth.synthesize(label, seed, resample_class, base_seed, instance, render_size)
-                report.written.append(save_image(img, dst))
+                report.written.append(save_image(img, dst, report))
             except (ImageReadError, DataError) as e:
                 report.failed.append((src, str(e)))
-            bar.update(task, advance=1)
+            advance(bar, task, report, len(report.written), 1)
     return report
