@@ -4,7 +4,7 @@ colourfulness) on val photos for every kept checkpoint (checkpoints/step-*.pt, t
 beside the gray image. One PNG and one JSON.
 
     .venv/bin/python scripts/colorizer_curves.py runs/00000-effnet-unet \
-        --val ../shared/data/colorization/intel-scenes/val --every 3 \
+        --val ../shared/data/colorization/intel-scenes/val --every 3 --render-size 160 \
         --png docs/colorizer-v3-learning-curves.png --json docs/colorizer-v3-learning-curves.json
 """
 from __future__ import annotations
@@ -34,6 +34,7 @@ def main():
     p.add_argument("run", type=Path)
     p.add_argument("--val", required=True)
     p.add_argument("--every", type=int, default=1, help="score every k-th val photo (sorted)")
+    p.add_argument("--render-size", type=int, default=None, help="default: the run's")
     p.add_argument("--png", type=Path, required=True)
     p.add_argument("--json", type=Path, required=True)
     a = p.parse_args()
@@ -44,7 +45,9 @@ def main():
         step = load_checkpoint(path)["step"]
         if any(pt["step"] == step for pt in points):
             continue
-        result = evaluate_colorizer(prism.load_model(path), a.val, files=files, progress=False)
+        model = prism.load_model(path)
+        model.render_size = a.render_size or model.render_size
+        result = evaluate_colorizer(model, a.val, files=files, progress=False)
         points.append({"step": step, "checkpoint": path.name, "count": result["count"],
                        "left_out": result["left_out"]["count"], **{k: result["rows"][k] for k in ("model", "gray baseline")},
                        "truth_colorfulness": result["rows"]["ground truth"]["colorfulness"]})

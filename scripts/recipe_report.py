@@ -74,16 +74,19 @@ def skimage_neutral_photos() -> list[Path]:
 
 
 def load_source(source: str, checkpoint: str):
-    """[LABEL=]PATH -> (label, model, run dir or None)."""
+    """[LABEL=]PATH[*SATURATION] -> (label, model, run dir or None, saturation)."""
     label, _, path = source.rpartition("=")
+    path, _, saturation = path.partition("*")
     run = Path(path) if (Path(path) / "config.yaml").is_file() else None
     model = prism.load_model(run / CHECKPOINT_DIR / checkpoint if run else path)
-    return label or (run.name.split("-", 1)[1] if run else Path(path).name), model, run
+    return label or (run.name.split("-", 1)[1] if run else Path(path).name), model, run, float(saturation or 1.0)
 
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("sources", nargs="+", help="[LABEL=]PATH: run dir, checkpoint, model dir or bundled name")
+    p.add_argument("sources", nargs="+", help="[LABEL=]PATH[*SATURATION]: run dir, checkpoint, model dir or bundled "
+                                              "name, optionally scored at a chroma scale (as --saturation)")
+    p.add_argument("--sheet-columns", default=None, help="comma-separated labels drawn in the sheets (default: all)")
     p.add_argument("--val", required=True)
     p.add_argument("--sheet", type=Path, default=Path("docs/colorization-recipes.png"))
     p.add_argument("--json", type=Path, default=Path("docs/colorization-recipes.json"))
@@ -100,17 +103,19 @@ def main():
     sample_columns = {"input": [Image.open(f).convert("RGB") for f in sample_files]}
     table = {}
     for source in a.sources:
-        name, model, run = load_source(source, a.checkpoint)
-        result = evaluate_colorizer(model, a.val, progress=False)
-        neutral = evaluate_colorizer(model, None, files=skimage_neutral_photos(), progress=False)["rows"]
+        name, model, run, saturation = load_source(source, a.checkpoint)
+        result = evaluate_colorizer(model, a.val, progress=False, saturation=saturation)
+        neutral = evaluate_colorizer(model, None, files=skimage_neutral_photos(), progress=False,
+                                     saturation=saturation)["rows"]
         table[name] = {**result["rows"]["model"], "neutral_cast_skimage": neutral["model"]["neutral_cast"],
                        **(training_speed(run) if run else {}), "colorize_images_per_s": result["images_per_s"]}
         table.setdefault("gray baseline", result["rows"]["gray baseline"])
         table.setdefault("ground truth", result["rows"]["ground truth"])
         table["gray baseline"].setdefault("neutral_cast_skimage", neutral["gray baseline"]["neutral_cast"])
-        columns[name] = model.colorize_batch(list(grays))
-        if sample_files:
-            sample_columns[name] = model.colorize_batch(sample_files)
+        if a.sheet_columns is None or name in a.sheet_columns.split(","):
+            columns[name] = model.colorize_batch(list(grays), saturation)
+            if sample_files:
+                sample_columns[name] = model.colorize_batch(sample_files, saturation)
         print(name, json.dumps(table[name]))
     columns["ground truth"] = [Image.fromarray((t.permute(1, 2, 0).numpy() * 255 + 0.5).astype("uint8")) for t in truths]
     contact_sheet(columns, a.sheet)
