@@ -36,6 +36,19 @@ def read_state_dict(path, what: str = "state dict") -> dict[str, torch.Tensor]:
     return {k[len("module."):] if k.startswith("module.") else k: v for k, v in obj.items()}
 
 
+def load_matching(module: torch.nn.Module, state: dict[str, torch.Tensor], source, what: str) -> None:
+    """Load `state` into `module` only if its keys and shapes match exactly; otherwise ValueError:
+    "{source} is not {what}", with the missing, unexpected and wrongly shaped keys (8 of each)."""
+    own = module.state_dict()
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    bad = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+           for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or unexpected or bad:
+        raise ValueError(f"{source} is not {what}; missing keys: {missing[:8]}; unexpected keys: "
+                         f"{unexpected[:8]}; shape mismatches: {bad[:8]}")
+    module.load_state_dict(state, strict=True)
+
+
 def sha256(path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:

@@ -6,14 +6,14 @@ named for their feature space (`fd_effnet_lite0`, `kid_effnet_lite0`), since the
 are not comparable with published FID numbers."""
 from __future__ import annotations
 
-import hashlib
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from prism.nets.efficientnet_lite import (IMAGENET_MEAN, IMAGENET_STD, EfficientNetLite0, load_imagenet_weights,
                                           package_weights_path)
+from prism.fid.inception import rgb_batch
+from prism.weights import sha256
 
 INPUT_SIZE = (224, 224)
 
@@ -30,19 +30,14 @@ class EfficientNetLite0Features(nn.Module):
         self.net = EfficientNetLite0()
         load_imagenet_weights(self.net, weights)
         path = package_weights_path() if weights == "efficientnet-lite0" else weights
-        with open(path, "rb") as f:
-            self.feature_id = f"efficientnet-lite0-pool1280:sha256={hashlib.sha256(f.read()).hexdigest()}"
+        self.feature_id = f"efficientnet-lite0-pool1280:sha256={sha256(path)}"
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         self.requires_grad_(False)
         self.eval()
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if images.ndim != 4 or images.shape[1] != 3:
-            raise ValueError(f"expected (N, 3, H, W) RGB images, got shape {tuple(images.shape)}")
-        x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
-        if tuple(x.shape[-2:]) != INPUT_SIZE:
-            x = F.interpolate(x, size=INPUT_SIZE, mode="bilinear", antialias=True, align_corners=False)
+        x = rgb_batch(images, INPUT_SIZE, antialias=True)
         net = self.net
         x = F.relu6(net._bn1(net._conv_head(net.features((x - self.mean) / self.std)[-1])))
         return x.mean((2, 3))

@@ -197,6 +197,17 @@ class InceptionE(nn.Module):
         ], dim=1)
 
 
+def rgb_batch(images: torch.Tensor, size: tuple[int, int], antialias: bool = False) -> torch.Tensor:
+    """A feature network's input: (N, 3, H, W) float in [0, 1] or uint8 -> float in [0, 1] at
+    `size` (bilinear; no antialias, as pytorch-fid, unless asked)."""
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"expected (N, 3, H, W) RGB images, got shape {tuple(images.shape)}")
+    x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
+    if tuple(x.shape[-2:]) != tuple(size):
+        x = F.interpolate(x, size=size, mode="bilinear", antialias=antialias, align_corners=False)
+    return x
+
+
 class FIDInceptionV3(nn.Module):
     """(N, 3, H, W) RGB, float in [0, 1] or uint8 in [0, 255] -> (N, 2048) pool3 features.
 
@@ -229,12 +240,7 @@ class FIDInceptionV3(nn.Module):
         self.eval()
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if images.ndim != 4 or images.shape[1] != 3:
-            raise ValueError(f"expected (N, 3, H, W) RGB images, got shape {tuple(images.shape)}")
-        x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
-        if tuple(x.shape[-2:]) != INPUT_SIZE:  # at 299 pytorch-fid's resize is the identity
-            x = F.interpolate(x, size=INPUT_SIZE, mode="bilinear", align_corners=False)
-        x = 2.0 * x - 1.0
+        x = 2.0 * rgb_batch(images, INPUT_SIZE) - 1.0  # at 299 pytorch-fid's resize is the identity
         x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))
         x = F.max_pool2d(x, kernel_size=3, stride=2)
         x = self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(x))

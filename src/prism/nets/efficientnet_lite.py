@@ -92,20 +92,13 @@ def package_weights_path() -> str:
 
 def load_imagenet_weights(module: nn.Module, source: str = "efficientnet-lite0", drop_classifier: bool = False) -> None:
     """Load the package's file (source 'efficientnet-lite0') or a file of the same key layout."""
-    from prism.weights import read_state_dict
+    from prism.weights import load_matching, read_state_dict
     path = package_weights_path() if source == "efficientnet-lite0" else source
     sd = read_state_dict(path, what="EfficientNet-Lite0 state dict")
-    own = module.state_dict()
     if drop_classifier:
+        own = module.state_dict()
         sd = {k: v for k, v in sd.items() if k in own}
-    missing, unexpected = sorted(set(own) - set(sd)), sorted(set(sd) - set(own))
-    bad = [f"{k}: file {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}"
-           for k in own if k in sd and sd[k].shape != own[k].shape]
-    if missing or unexpected or bad:
-        raise ValueError(f"{path} is not an EfficientNet-Lite0 state dict of the "
-                         f"{PACKAGE} layout; missing keys: {missing[:8]}; unexpected: "
-                         f"{unexpected[:8]}; shape mismatches: {bad[:8]}")
-    module.load_state_dict(sd, strict=True)
+    load_matching(module, sd, path, f"an EfficientNet-Lite0 state dict of the {PACKAGE} layout")
 
 
 def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:

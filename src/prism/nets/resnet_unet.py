@@ -127,7 +127,7 @@ class ResNetUNet(nn.Module):
         """Load a torchvision-layout resnet18 state dict (.pth or .safetensors) into the encoder.
         fc.* is dropped; a 3-channel conv1 is folded to in_channels by summing over RGB (a gray
         image fed as R=G=B then gives the same stem response); everything else must match."""
-        from prism.weights import read_state_dict
+        from prism.weights import load_matching, read_state_dict
         sd = read_state_dict(path, what="resnet18 state dict")
         sd = {k: v for k, v in sd.items() if not k.startswith("fc.")}
         own = self.encoder.state_dict()
@@ -139,11 +139,4 @@ class ResNetUNet(nn.Module):
         for k in own:  # old torchvision checkpoints predate BatchNorm.num_batches_tracked
             if k.endswith("num_batches_tracked") and k not in sd:
                 sd[k] = torch.zeros_like(own[k])
-        missing, unexpected = sorted(set(own) - set(sd)), sorted(set(sd) - set(own))
-        bad_shapes = [f"{k}: file {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}"
-                      for k in own if k in sd and sd[k].shape != own[k].shape]
-        if missing or unexpected or bad_shapes:
-            raise ValueError(f"{path} is not a resnet18 state dict matching this encoder; "
-                             f"missing keys: {missing}; unexpected keys: {unexpected}; "
-                             f"shape mismatches: {bad_shapes}")
-        self.encoder.load_state_dict(sd, strict=True)
+        load_matching(self.encoder, sd, path, "a resnet18 state dict matching this encoder")

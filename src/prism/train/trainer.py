@@ -42,7 +42,8 @@ def check_devices(t: dict) -> None:
         raise C.ConfigError(f"train.devices={devices} CPU processes, but this machine has {os.cpu_count()} cores: "
                             f"use --devices {os.cpu_count()} or fewer")
     port = os.environ.get("MASTER_PORT")
-    if port and (devices != 1 or t["num_nodes"] > 1) and "LOCAL_RANK" not in os.environ:
+    # one machine only: on a worker node MASTER_ADDR is another machine's, nothing to bind here
+    if port and devices != 1 and t["num_nodes"] == 1 and "LOCAL_RANK" not in os.environ:
         import socket
         with socket.socket() as sock:
             try:
