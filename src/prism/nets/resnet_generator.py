@@ -5,6 +5,12 @@ borders free of the dark frame zero padding leaves in translated images.
 The module tree is laid out exactly like `ResnetGenerator` in junyanz/pytorch-CycleGAN-and-pix2pix
 (one `self.model` Sequential in the reference order; blocks hold a `conv_block` Sequential), so the
 reference's `latest_net_G_A.pth` state dicts load into it unchanged (see prism.interop).
+
+`upsample="resize"` swaps each stride-2 transposed convolution for nearest-neighbour x2 + a 3x3
+convolution (Odena et al. 2016, "Deconvolution and checkerboard artifacts"): a 3x3 kernel at
+stride 2 overlaps its neighbours unevenly, so every output pixel of period 2 (and, after two of
+them, 4) gets a different share of the weights, a grid the shipped transposed-conv model shows
+over every translation (docs/cyclegan.md). The default stays "transpose", the reference layout.
 """
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ from prism.nets.common import check_size, init_gan_weights, norm_layer
 from prism.registry import NETWORKS
 
 N_DOWNSAMPLING = 2  # fixed in the reference; inputs must be divisible by 2**2
+UPSAMPLING = ("transpose", "resize")
 
 
 class ResnetBlock(nn.Module):
@@ -36,6 +43,7 @@ class ResnetBlock(nn.Module):
 class ResnetGenerator(nn.Module):
     """ngf: width of the first layer (64 in the paper); n_blocks: 9 for 256 px, 6 for 128 px.
 
+    upsample: "transpose" (the reference) or "resize" (nearest x2 + conv, no checkerboard).
     Input and output in [-1, 1] (tanh). Height and width must be divisible by 4 (`size_multiple`)
     and at least 8 (`min_size`: the reflection padding needs 2x2 feature maps at 1/4 scale).
     """
@@ -44,10 +52,12 @@ class ResnetGenerator(nn.Module):
     min_size = 2 * 2 ** N_DOWNSAMPLING
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, n_blocks: int = 9,
-                 norm: str = "instance", dropout: float = 0.0):
+                 norm: str = "instance", dropout: float = 0.0, upsample: str = "transpose"):
         super().__init__()
         if n_blocks < 0:
             raise ValueError(f"n_blocks must be >= 0, got {n_blocks}")
+        if upsample not in UPSAMPLING:
+            raise ValueError(f"upsample must be one of {', '.join(UPSAMPLING)}, got {upsample!r}")
         # The reference gives convs a bias only with instance norm (batch norm has its own shift).
         use_bias = norm != "batch"
         layers = [nn.ReflectionPad2d(3), nn.Conv2d(in_channels, ngf, 7, bias=use_bias), norm_layer(norm, ngf),
@@ -60,9 +70,13 @@ class ResnetGenerator(nn.Module):
         layers += [ResnetBlock(ngf * mult, norm, dropout, use_bias) for _ in range(n_blocks)]
         for i in range(N_DOWNSAMPLING):
             mult = 2 ** (N_DOWNSAMPLING - i)
-            layers += [nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, 3, stride=2, padding=1, output_padding=1,
-                                          bias=use_bias),
-                       norm_layer(norm, ngf * mult // 2), nn.ReLU(True)]
+            if upsample == "transpose":
+                layers.append(nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, 3, stride=2, padding=1,
+                                                 output_padding=1, bias=use_bias))
+            else:
+                layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.ReflectionPad2d(1),
+                           nn.Conv2d(ngf * mult, ngf * mult // 2, 3, bias=use_bias)]
+            layers += [norm_layer(norm, ngf * mult // 2), nn.ReLU(True)]
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7), nn.Tanh()]
         self.model = nn.Sequential(*layers)
         init_gan_weights(self)

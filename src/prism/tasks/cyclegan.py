@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from prism.artifacts import artifact_indices
 from prism.config import ConfigError
 from prism.data.images import DEFAULT_MAX_PIXELS, list_images
 from prism.data.unpaired import UnpairedFolders, epoch_length, spread_holdout
@@ -116,7 +117,8 @@ class CycleGANTask(Task):
     best_metric = None
     eval_options = ("real", "inception_weights", "direction", "seed")  # `prism eval` options it takes
     defaults = {
-        "data": {"A": None, "B": None, "val_A": None, "val_B": None, "holdout": 0, "size": 256, "load_size": 286,
+        "data": {"A": None, "B": None, "val_A": None, "val_B": None, "holdout": 0, "reserve": {"A": 0, "B": 0},
+                 "size": 256, "load_size": 286,
                  "flip": True, "rotate": 0.0, "epoch": "oversample", "max_pixels": DEFAULT_MAX_PIXELS},
         "nets": {"G_AB": {"arch": "resnet_generator", "ngf": 64, "n_blocks": 9, "norm": "instance", "dropout": 0.0},
                  "G_BA": {"arch": "resnet_generator", "ngf": 64, "n_blocks": 9, "norm": "instance", "dropout": 0.0},
@@ -162,6 +164,16 @@ class CycleGANTask(Task):
 
     def _split(self) -> tuple[tuple[list, list], tuple[list, list]]:
         """((train A, train B), (held-out A, held-out B)) files; data.holdout images per domain."""
+        train, val, _ = self.split_files()
+        return train, val
+
+    def reserved_files(self) -> tuple[list, list]:
+        """(A, B) files of data.reserve: kept out of training and validation alike, spread over what
+        the holdout leaves, for scoring after training (e.g. a Monet-ness classifier's photos)."""
+        return self.split_files()[2]
+
+    def split_files(self) -> tuple[tuple[list, list], tuple[list, list], tuple[list, list]]:
+        """(train, held out, reserved), each an (A files, B files) pair."""
         d = self.cfg["data"]
         if not d["A"] or not d["B"]:
             raise ConfigError("data.A and data.B must both be set: a folder of images of each domain, "
@@ -176,7 +188,15 @@ class CycleGANTask(Task):
             (train_a, val_a), (train_b, val_b) = (spread_holdout(f, d["holdout"]) for f in files)
         except ValueError as e:
             raise ConfigError(f"data.holdout: {e}") from None
-        return (train_a, train_b), (val_a, val_b)
+        reserve = d["reserve"] or {}
+        if not isinstance(reserve, dict) or set(reserve) - {"A", "B"}:
+            raise ConfigError(f"data.reserve: give a count per domain, e.g. {{A: 300, B: 0}}; got {reserve!r}")
+        try:
+            (train_a, res_a), (train_b, res_b) = (spread_holdout(f, int(reserve.get(k, 0)))
+                                                  for f, k in ((train_a, "A"), (train_b, "B")))
+        except ValueError as e:
+            raise ConfigError(f"data.reserve: {e}") from None
+        return (train_a, train_b), (val_a, val_b), (res_a, res_b)
 
     def train_dataset(self):
         return self._folders(*self._split()[0], train=True)
@@ -240,8 +260,11 @@ class CycleGANTask(Task):
     def validate(self, batches) -> dict[str, float]:
         """Cycle reconstruction L1 (0..1 pixel units) each way, clean and with N(0, 0.08) on the
         translated image: a reconstruction that only survives without noise was carried by a hidden
-        low-amplitude code, not by the visible translation (Chu et al. 2017)."""
+        low-amplitude code, not by the visible translation (Chu et al. 2017). Also the checkerboard
+        and stripe indices (prism.artifacts) of the A -> B translations over those of their inputs:
+        1 = no more grid or stripe than the photos had."""
         acc, noise = Averager(), None
+        inputs, fakes = [], []
         for batch in batches:
             real = dict(zip("AB", self._domains(batch)))
             values = {}
@@ -252,8 +275,16 @@ class CycleGANTask(Task):
                 jitter = torch.randn(fake.shape, generator=noise, device=fake.device) * VAL_NOISE_STD
                 values[f"cycle_l1_{src}"] = _l1_per_image(self.eval_net(back)(fake), real[src])
                 values[f"cycle_l1_noisy_{src}"] = _l1_per_image(self.eval_net(back)(fake + jitter), real[src])
+                if src == "A":
+                    inputs += list((real["A"].float().cpu() + 1) / 2)
+                    fakes += list(((fake.float().cpu() + 1) / 2).clamp(0, 1))
             acc.add(values, n=len(real["A"]))
-        return acc.means()
+        means = acc.means()
+        if inputs:
+            before, after = artifact_indices(inputs), artifact_indices(fakes)
+            for key in ("checkerboard", "stripe"):
+                means[f"{key}_ratio_AtoB"] = after[key] / max(before[key], 1e-8)
+        return means
 
     def card(self) -> dict:
         return {"directions": {"AtoB": "G_AB", "BtoA": "G_BA"}, "train_size": self.cfg["data"]["size"]}
