@@ -88,6 +88,21 @@ def test_holdout_and_config_errors(photo_folder):
         CycleGANTask(tiny_cyclegan_config(photo_folder / "a", photo_folder / "b", data={"epoch": 0}))
 
 
+def test_reserve_keeps_files_out_of_training_and_validation(photo_folder):
+    task = CycleGANTask(tiny_cyclegan_config(photo_folder / "a", photo_folder / "b",
+                                             data={"holdout": 2, "reserve": {"A": 4, "B": 0}}))
+    (train_a, train_b), (val_a, _), (res_a, res_b) = task.split_files()
+    assert len(res_a) == 4 and res_b == [] and len(train_a) == 12 - 2 - 4
+    assert not set(res_a) & (set(train_a) | set(val_a))
+    assert len(task.train_dataset()) == len(train_a) and task.reserved_files() == (res_a, res_b)
+    # the held-out photos are the same with or without a reserve (docs sheets stay comparable)
+    plain = CycleGANTask(tiny_cyclegan_config(photo_folder / "a", photo_folder / "b", data={"holdout": 2}))
+    assert plain.split_files()[1][0] == val_a
+    with pytest.raises(ConfigError, match="data.reserve"):
+        CycleGANTask(tiny_cyclegan_config(photo_folder / "a", photo_folder / "b",
+                                          data={"reserve": {"C": 1}})).train_dataset()
+
+
 # --- networks and training pieces ------------------------------------------------------------------------------
 def test_resnet_generator_has_the_reference_layout():
     net = ResnetGenerator(ngf=64, n_blocks=9)
@@ -100,6 +115,30 @@ def test_resnet_generator_has_the_reference_layout():
     assert small(torch.zeros(1, 3, 12, 8)).shape == (1, 3, 12, 8)
     with pytest.raises(ValueError, match="divisible by 4"):
         small(torch.zeros(1, 3, 10, 8))
+
+
+@pytest.mark.parametrize("upsample", ["resize", "bilinear"])
+def test_resize_convolution_decoder_has_no_transposed_conv_and_shares_weights(upsample):
+    net = ResnetGenerator(ngf=4, n_blocks=1, upsample=upsample)
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in net.modules())
+    assert net(torch.zeros(1, 3, 12, 8)).shape == (1, 3, 12, 8)
+    # nearest and bilinear variants hold the same parameters: one's weights load into the other
+    other = ResnetGenerator(ngf=4, n_blocks=1, upsample="bilinear" if upsample == "resize" else "resize")
+    other.load_state_dict(net.state_dict())
+    with pytest.raises(ValueError, match="upsample must be one of"):
+        ResnetGenerator(upsample="pixelshuffle")
+
+
+def test_untrained_transposed_decoder_shows_a_grid_the_resize_decoder_does_not():
+    from prism.artifacts import checkerboard_index
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, 128, 128) * 0.2 + 0.4  # a nearly flat image: any grid is the network's
+    scores = {}
+    for upsample in ("transpose", "bilinear"):
+        torch.manual_seed(1)
+        out = (ResnetGenerator(ngf=8, n_blocks=1, upsample=upsample)(x)[0] + 1) / 2
+        scores[upsample] = checkerboard_index(out.detach())
+    assert scores["transpose"] > 3 * scores["bilinear"], scores
 
 
 def test_diff_augment_policies():

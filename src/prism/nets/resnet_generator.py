@@ -21,7 +21,7 @@ from prism.nets.common import check_size, init_gan_weights, norm_layer
 from prism.registry import NETWORKS
 
 N_DOWNSAMPLING = 2  # fixed in the reference; inputs must be divisible by 2**2
-UPSAMPLING = ("transpose", "resize")
+UPSAMPLING = ("transpose", "resize", "bilinear")
 
 
 class ResnetBlock(nn.Module):
@@ -43,7 +43,8 @@ class ResnetBlock(nn.Module):
 class ResnetGenerator(nn.Module):
     """ngf: width of the first layer (64 in the paper); n_blocks: 9 for 256 px, 6 for 128 px.
 
-    upsample: "transpose" (the reference) or "resize" (nearest x2 + conv, no checkerboard).
+    upsample: "transpose" (the reference), "resize" (nearest x2 + conv) or "bilinear" (bilinear
+    x2 + conv: same weights as "resize", no 2x2 blocks for the convs to smooth away).
     Input and output in [-1, 1] (tanh). Height and width must be divisible by 4 (`size_multiple`)
     and at least 8 (`min_size`: the reflection padding needs 2x2 feature maps at 1/4 scale).
     """
@@ -74,7 +75,8 @@ class ResnetGenerator(nn.Module):
                 layers.append(nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, 3, stride=2, padding=1,
                                                  output_padding=1, bias=use_bias))
             else:
-                layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.ReflectionPad2d(1),
+                layers += [nn.Upsample(scale_factor=2, mode="nearest" if upsample == "resize" else "bilinear"),
+                           nn.ReflectionPad2d(1),
                            nn.Conv2d(ngf * mult, ngf * mult // 2, 3, bias=use_bias)]
             layers += [norm_layer(norm, ngf * mult // 2), nn.ReLU(True)]
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7), nn.Tanh()]
