@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from PIL import Image
 
@@ -69,15 +70,8 @@ def _assert_every_periodic_output(runs: Path, result) -> Path:
     return run
 
 
-STYLEGAN_DDP = pytest.mark.xfail(strict=True, reason=(
-    "known, open: stylegan on 2 processes fails at its second step in DDP ('Expected to have finished "
-    "reduction in the prior iteration'): its R1 phase takes torch.autograd.grad through the DDP-wrapped D "
-    "and its G phase runs the frozen D through DDP; it needs a DDP-free gradient all-reduce (as "
-    "stylegan2-ada does)"))
-
-
-@pytest.mark.parametrize("task", ["colorize", "cyclegan", "pix2pix", "oasis", "segment",
-                                  pytest.param("stylegan", marks=STYLEGAN_DDP), "stylegan_encoder"])
+@pytest.mark.parametrize("task", ["colorize", "cyclegan", "pix2pix", "oasis", "segment", "stylegan",
+                                  "stylegan_encoder"])
 def test_two_processes_with_all_periodic_work_due_finish(task, photo_folder, scenes, tmp_path):
     cfg = _config(task, photo_folder, scenes, tmp_path)
     cfg["train"].update(PERIODIC)
@@ -85,6 +79,26 @@ def test_two_processes_with_all_periodic_work_due_finish(task, photo_folder, sce
     result = subprocess.run([sys.executable, str(HELPER), str(tmp_path / "cfg.json"), str(tmp_path / "runs")],
                             capture_output=True, text=True, env=ENV, timeout=600)
     _assert_every_periodic_output(tmp_path / "runs", result)
+
+
+def test_stylegan_r1_is_all_reduced_on_two_processes(photo_folder, tmp_path):
+    """R1 (a gradient penalty through torch.autograd.grad) runs outside DDP's sync, so its gradient
+    must still reach the all-reduce: after R1 steps both ranks, which saw different images, hold
+    identical weights, and R1 changed D."""
+    weights = {}
+    for gamma in (10.0, 0.0):
+        cfg = tiny_stylegan_config(photo_folder, steps=4, devices=2, batch_size=2, sample_every=0, val_every=0,
+                                   ckpt_every=1000, collective_timeout_s=60)
+        cfg["loss"].update(r1_gamma=gamma, r1_every=2, diffaugment="")  # R1 at steps 0 and 2
+        (tmp_path / "cfg.json").write_text(json.dumps(cfg))
+        runs = tmp_path / f"gamma{gamma}"
+        result = subprocess.run([sys.executable, str(HELPER), str(tmp_path / "cfg.json"), str(runs), "--save-ranks"],
+                                capture_output=True, text=True, env=ENV, timeout=600)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        rank0, rank1 = (torch.load(runs / f"weights-rank{r}.pt", weights_only=True) for r in (0, 1))
+        assert all(torch.equal(rank0[n][k], rank1[n][k]) for n in rank0 for k in rank0[n]), gamma
+        weights[gamma] = rank0
+    assert any(not torch.equal(weights[10.0]["D"][k], weights[0.0]["D"][k]) for k in weights[0.0]["D"])
 
 
 @pytest.mark.skipif(shutil.which("torchrun", path=str(Path(sys.executable).parent)) is None, reason="torchrun not installed")

@@ -117,3 +117,20 @@ def test_ctrl_c_saves_and_resumes(photo_folder, tmp_path, monkeypatch):
     monkeypatch.undo()
     resumed = Trainer(tiny_colorize_config(photo_folder), runs_dir=tmp_path, resume=run, progress=False).fit()
     assert _weights(resumed)["step"] == 6 and (resumed / "model" / "card.json").exists()
+
+
+def test_init_from_starts_the_nets_from_a_saved_model_and_names_a_mismatch(tmp_path):
+    """train.init_from: G starts from a saved model's weights (the D it does not keep starts fresh);
+    a resumed run ignores it; a different architecture is a clear error."""
+    from prism.modelio import ModelError, init_weights, save_model
+    from prism.registry import build_network
+    spec = {"arch": "unet", "in_channels": 1, "out_channels": 2, "depth": 3, "width": 4}
+    donor = build_network(spec)
+    torch.nn.init.constant_(next(donor.parameters()), 0.5)  # not what a fresh net starts with
+    saved = save_model(tmp_path / "donor", {"G": donor}, {"task": "colorize", "nets": {"G": spec}, "options": {}})
+    nets = {"G": build_network(spec), "D": build_network({"arch": "patchgan", "in_channels": 3, "width": 4, "n_layers": 1})}
+    assert init_weights(nets, saved) == {"G": "loaded", "D": "fresh"}
+    for key, value in donor.state_dict().items():
+        assert torch.equal(nets["G"].state_dict()[key], value)
+    with pytest.raises(ModelError, match="does not match this config's nets.G"):
+        init_weights({"G": build_network({**spec, "width": 8})}, saved)

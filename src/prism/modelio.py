@@ -14,7 +14,7 @@ from safetensors.torch import load_file, save_file
 import prism
 from prism.registry import build_network
 from prism.train import checkpoint as ckpt
-from prism.train.rundir import is_run_dir
+from prism.train.rundir import hardware, is_run_dir
 
 CARD = "card.json"
 WEIGHTS = "model.safetensors"
@@ -161,6 +161,26 @@ def load_nets(name_or_path=None, device: str = "cpu") -> tuple[dict[str, torch.n
     return nets, card
 
 
+def init_weights(nets: dict[str, torch.nn.Module], source) -> dict[str, str]:
+    """Start `nets` from the weights of a saved model, a run or a checkpoint (`train.init_from`:
+    fine-tuning, or carrying a run on in a later session from the model it committed). Each net
+    the source has is loaded strictly; the others (a GAN's D, which models do not keep) keep their
+    fresh initialisation. -> {net: "loaded" | "fresh"}"""
+    loaded, _ = load_nets(source)
+    report = {}
+    for name, net in nets.items():
+        if name not in loaded:
+            report[name] = "fresh"
+            continue
+        try:
+            net.load_state_dict(loaded[name].state_dict())
+        except RuntimeError as e:
+            raise ModelError(f"train.init_from={source}: its '{name}' network does not match this config's "
+                             f"nets.{name} ({str(e).splitlines()[0]}); use the same architecture options") from None
+        report[name] = "loaded"
+    return report
+
+
 def load_model(name_or_path=None, device: str = "cpu", precision: str = "fp32"):
     from prism.precision import apply_precision, check_precision
     from prism.tasks import task_class
@@ -183,7 +203,6 @@ def _run_card_and_state(run_dir: Path, checkpoint: Path | None = None) -> tuple[
     state = ckpt.load_checkpoint(path)
     task = task_class(cfg["task"])(cfg)
     specs = {n: _portable(cfg["nets"][n]) for n in task.inference_nets if cfg["nets"].get(n)}
-    from prism.train.trainer import hardware
     card = {
         "task": cfg["task"], "nets": specs, "options": task.card(),
         "training": {"run": str(run_dir), "checkpoint": path.name, "config": cfg, "steps": state["step"],

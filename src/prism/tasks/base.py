@@ -42,6 +42,7 @@ TRAINER_DEFAULTS = {
         "torch_threads": 0,       # 0 = torch's default
         "sync_batchnorm": True,   # several GPUs: BatchNorm statistics over all ranks (torch supports it on GPU only)
         "collective_timeout_s": 1800,  # several processes: a rank that waits this long on the others fails
+        "init_from": None,        # a saved model, run or checkpoint whose weights the nets start from (not on resume)
     },
 }
 

@@ -125,9 +125,21 @@ class StyleGANTask(Task):
 
     def r1_step(self, batch, state):
         every = int(self.cfg["loss"]["r1_every"])
-        penalty = r1_penalty(self.nets["D"], self.reals(batch), self.cfg["loss"]["diffaugment"])
+        reals, D = self.reals(batch), self.nets["D"]
+        ddp = getattr(D, "_forward_module", None)  # Fabric's wrapper around DDP on several processes
+        if not isinstance(ddp, torch.nn.parallel.DistributedDataParallel):
+            penalty = r1_penalty(D, reals, self.cfg["loss"]["diffaugment"])
+            loss = penalty.mean() * (self.cfg["loss"]["r1_gamma"] / 2) * every
+            return loss, {"R1": penalty.mean().detach()}
+        # DDP cannot reduce R1 itself: the penalty's double backward gives some of D's parameters
+        # (e.g. its last biases) no gradient, and DDP then waits for them forever ("Expected to have
+        # finished reduction in the prior iteration"). So the penalty's forward runs without DDP's
+        # sync, and one synced forward times 0 gives every parameter a gradient in this backward:
+        # DDP all-reduces them all, R1's included (the lazy-regularisation trick of stylegan2-ada).
+        with ddp.no_sync():
+            penalty = r1_penalty(D, reals, self.cfg["loss"]["diffaugment"])
         loss = penalty.mean() * (self.cfg["loss"]["r1_gamma"] / 2) * every
-        return loss, {"R1": penalty.mean().detach()}
+        return loss + 0.0 * D(reals.detach()).float().sum(), {"R1": penalty.mean().detach()}
 
     # --- pictures and numbers during training ---------------------------------------------------------
     def _fixed_z(self, count: int, device) -> torch.Tensor:

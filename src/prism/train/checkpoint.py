@@ -32,6 +32,15 @@ def atomic_torch_save(obj, path: str | Path) -> None:
             tmp.unlink()
 
 
+def remove_stale_temporaries(run_dir: str | Path) -> list[Path]:
+    """The temporary files of writes that a kill cut short (each as big as a checkpoint). Call only
+    while holding the run directory's lock: then no live writer owns any of them."""
+    stale = sorted((Path(run_dir) / CHECKPOINT_DIR).glob(".*.tmp"))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
 def load_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():

@@ -49,3 +49,13 @@ def lock_run_dir(run_dir: str | Path):
     handle.write(str(os.getpid()))
     handle.flush()
     return handle
+
+
+def hardware() -> str:
+    """What a run trained on, for its model card."""
+    import platform
+
+    import torch
+    if torch.cuda.is_available():
+        return f"{torch.cuda.device_count()}x {torch.cuda.get_device_name(0)}"
+    return f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"

@@ -11,9 +11,10 @@ import contextlib
 import copy
 import math
 import os
-import platform
+import re
 import signal
 import time
+import traceback
 from pathlib import Path
 
 import torch
@@ -23,6 +24,7 @@ from torch.utils.data import DataLoader
 from prism import config as C
 from prism.data.folder import collate
 from prism.data.sampling import ResumableSampler
+from prism.modelio import init_weights
 from prism.tasks import task_class
 from prism.train import checkpoint as ckpt
 from prism.train.loggers import RunLogger, plot_losses
@@ -74,6 +76,7 @@ class Trainer:
         self.fabric = Fabric(accelerator=t["accelerator"], devices=t["devices"], num_nodes=t["num_nodes"],
                              precision=t["precision"], strategy=strategy)
         self.stop_requested = False
+        self._explained = False  # a lost rank has been reported (once)
 
     # ------------------------------------------------------------------------------------------
     def fit(self) -> Path:
@@ -82,6 +85,11 @@ class Trainer:
             self._lock = lock_run_dir(self.resume_dir)
         try:
             return self._fit()
+        except Exception as e:
+            if self.fabric.world_size > 1 and not isinstance(e, TrainingStopped) and _lost_peer(e):
+                self._explained = True
+                raise TrainingStopped(self._peer_lost(f"{type(e).__name__}: {_first_line(e)}")) from e
+            raise
         finally:  # the run directory is free for the next run, in this process too
             if self._lock is not None:
                 self._lock.close()
@@ -89,12 +97,18 @@ class Trainer:
     def _fit(self) -> Path:
         fabric, cfg, t = self.fabric, self.cfg, self.cfg["train"]
         fabric.launch()
+        self._explained = False
+        if fabric.world_size > 1 and fabric.is_global_zero:
+            self._explain_fabric_kill()
         fabric.seed_everything(cfg["seed"], verbose=False)
         task = self.task = task_class(cfg["task"])(cfg)
         self._build_loaders()  # bad data paths fail here, before a run directory is made
         self.run_dir = self._prepare_run_dir()
 
         nets = task.build_networks()
+        if t["init_from"] and not self.resume_dir:  # a resumed run has its own weights
+            started = init_weights(nets, t["init_from"])
+            fabric.print("init_from " + str(t["init_from"]) + ": " + ", ".join(f"{n} {how}" for n, how in started.items()))
         if fabric.world_size > 1 and t["sync_batchnorm"] and fabric.device.type != "cpu":
             nets = {n: torch.nn.SyncBatchNorm.convert_sync_batchnorm(m) for n, m in nets.items()}
         opts = task.build_optimizers(nets)
@@ -367,6 +381,36 @@ class Trainer:
         self._set_lr()
         self.fabric.print(f"Resumed {self.run_dir} from {path.name} at step {self.step}")
 
+    def _peer_lost(self, cause: str) -> str:
+        """Another rank died, was killed or hung past the timeout: which rank stopped, where the last
+        good checkpoint is and how to resume, instead of the backend's traceback (cause: its first line)."""
+        run_dir = getattr(self, "run_dir", None)
+        last = ckpt.find_checkpoint(run_dir) if run_dir else None
+        resume = (f"Resume with: prism train --resume {run_dir}" if last else
+                  "No checkpoint was written yet: start the run again")
+        return (f"Training stopped on rank {self.fabric.global_rank} of {self.fabric.world_size}: another process "
+                f"stopped answering (it crashed, was killed, or hung longer than train.collective_timeout_s="
+                f"{self.cfg['train']['collective_timeout_s']}). The last good checkpoint is kept: "
+                f"{last or '(none was written yet)'}. {resume}.\n({cause})")
+
+    def _explain_fabric_kill(self) -> None:
+        """Rank 0 under Fabric's own launcher: its observer thread polls the child ranks every 5 s
+        and SIGKILLs every process once one has died, which can come before the failed collective
+        reaches rank 0 (e.g. while rank 0 validates alone). Say why before that kill."""
+        import sys
+        import threading
+        for thread in threading.enumerate():
+            terminate = getattr(thread, "_terminate_all", None)
+            if thread.name != "child-process-observer" or terminate is None:
+                continue
+            def explain_then_terminate(thread=thread, terminate=terminate):
+                if not self._explained:
+                    self._explained = True
+                    codes = [p.returncode for p in getattr(thread, "_child_processes", [])]
+                    print(f"error: {self._peer_lost(f'child rank exit codes: {codes}')}", file=sys.stderr, flush=True)
+                terminate()
+            thread._terminate_all = explain_then_terminate
+
     def _missing_checkpoint(self):
         raise FileNotFoundError(f"{self.resume_dir}: no checkpoints/latest.pt to resume from")
 
@@ -380,7 +424,14 @@ class Trainer:
         if self.fabric.is_global_zero:
             if not self.resume_dir:
                 self._lock = lock_run_dir(run_dir)
-            C.dump(self.cfg, run_dir / "config.yaml")
+            ckpt.remove_stale_temporaries(run_dir)  # left by a kill mid-write; the lock is ours
+            # atomic: a resume rewrites it, and a kill mid-write must not leave a run that cannot resume
+            tmp = run_dir / f".config.yaml.{os.getpid()}.tmp"
+            try:
+                C.dump(self.cfg, tmp)
+                os.replace(tmp, run_dir / "config.yaml")
+            finally:
+                tmp.unlink(missing_ok=True)
         return run_dir
 
     def _on_sigint(self, signum, frame) -> None:
@@ -401,10 +452,28 @@ class Trainer:
                           + (f"  Loss curves: {plot}" if plot else ""))
 
 
-def hardware() -> str:
-    if torch.cuda.is_available():
-        return f"{torch.cuda.device_count()}x {torch.cuda.get_device_name(0)}"
-    return f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+_PEER_LOST = re.compile(r"gloo|nccl|connection (reset|closed|refused)|broken pipe|timed? ?out|pair closure|socket",
+                        re.IGNORECASE)
+
+
+def _lost_peer(error: Exception) -> bool:
+    """The error of a collective whose peer is gone or timed out (gloo, NCCL, the TCP store): a
+    torch.distributed error, a backend message (gloo's 'Connection reset by peer', 'Application
+    timeout caused pair closure', ...) or a RuntimeError raised in torch.distributed's own code."""
+    if isinstance(error, torch.distributed.DistError):
+        return True
+    if not isinstance(error, RuntimeError):
+        return False
+    frames = traceback.extract_tb(error.__traceback__)
+    last = frames[-1].filename.replace(os.sep, "/") if frames else ""
+    return bool(_PEER_LOST.search(str(error))) or "torch/distributed/" in last or last.endswith("nn/parallel/distributed.py")
+
+
+def _first_line(error: Exception) -> str:
+    """The backend's first line, without its source location ('[/path/pair.cc:537] Read error ...')
+    and with no square brackets left (the CLI prints messages as rich markup)."""
+    line = (str(error).strip().splitlines() or [""])[0]
+    return re.sub(r"^\[[^\]]*\]\s*", "", line).replace("[", "(").replace("]", ")")
 
 
 def _main_thread() -> bool:
