@@ -29,9 +29,8 @@ def test_full_resolution_helpers_match_kornia():
     L = color.lightness_full(rgb, tile_rows=8)
     whole_L, whole_ab = color.rgb_to_lab_norm(torch.from_numpy(rgb).permute(2, 0, 1)[None])
     assert torch.allclose(L, whole_L[0, 0], atol=4e-3)  # OpenCV's curve: within 0.2 of L's 0..100
-    # 8-bit Lab (L in 100/255 steps, ab in whole units) costs a few levels at most in 8-bit sRGB
-    err = np.abs(color.compose_full(L, whole_ab[0], tile_rows=8).astype(np.float32) / 255 - rgb)
-    assert err.mean() < 1.5 / 255 and err.max() < 8 / 255
+    out = color.compose_full(L, whole_ab[0], tile_rows=8)  # OpenCV's L with kornia's ab: 2.5 levels at most
+    assert np.abs(out.astype(np.float32) / 255 - rgb).max() < 3 / 255
 
 
 @pytest.mark.parametrize("depth,size", [(3, 8), (5, 32), (6, 64), (6, 128)])

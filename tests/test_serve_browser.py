@@ -125,3 +125,12 @@ def test_bad_upload_shows_an_error(page, server, tmp_path):
     page.locator("#colorize-run").click()
     page.get_by_text("not an image", exact=False).first.wait_for()
     assert page.locator("#colorize-download a[download]").count() == 0
+
+
+def test_api_docs_render_offline(page, server):
+    """/docs (where the web app points) draws Swagger UI from the app's own files: the browser may
+    not reach any CDN, and the page fixture fails the test if it tries."""
+    page.goto(server + "/docs")
+    page.wait_for_selector(".swagger-ui .info .title")
+    assert "PRISM" in page.locator(".swagger-ui .info .title").inner_text()
+    page.wait_for_selector(".opblock-summary-path[data-path='/v1/colorize']")

@@ -2,7 +2,11 @@
 L in [0, 100] -> [-1, 1], ab in about [-110, 110] -> [-1, 1]."""
 from __future__ import annotations
 
+import functools
+
+import cv2
 import kornia.color as kc
+import numpy as np
 import torch
 
 AB_SCALE = 110.0
@@ -26,75 +30,61 @@ def gray_rgb(rgb: torch.Tensor) -> torch.Tensor:
     return lab_norm_to_rgb(L, torch.zeros_like(ab))
 
 
-# Full-resolution fast path. kornia defines every curve; lookup tables built from kornia's own
-# functions make a 12-Mpx photo cost a few gathers instead of millions of pow() calls.
-_LUTS: dict = {}
-_GAMMA_STEPS = 65535  # linear -> sRGB table resolution (< 0.1 level error in 8-bit output)
+# Full-resolution path: a 12.6 Mpx photo must cost about what streaming its bytes a few times costs,
+# so it runs on OpenCV's SIMD, multi-threaded resize and colour conversions, in row tiles that stay
+# in cache. OpenCV's float CIE Lab is kornia's (D65 white, the sRGB curve; L within 0.2, outputs
+# within 0.01 mean CIEDE2000). benchmarks/color_path.py measures it against the alternatives
+# (issue 21); OpenCV's 8-bit Lab is faster still but quantises L and ab, so the same picture given as
+# uint8 or as float came out up to 7 levels apart.
+_TILE_ROWS = 32  # 32 beat 128 and whole frames in benchmarks/color_path.py
 
 
-def _luts() -> dict:
-    if not _LUTS:
-        v = torch.arange(256, dtype=torch.float32) / 255.0
-        gray = v.view(1, 1, 1, 256).expand(1, 3, 1, 256)
-        _LUTS["L_of_gray8"] = (kc.rgb_to_lab(gray)[0, 0, 0] / 50.0 - 1.0)      # uint8 gray -> norm L
-        _LUTS["linear8"] = kc.rgb_to_linear_rgb(gray)[0, 0, 0]  # uint8 -> linear
-        lin = torch.linspace(0, 1, _GAMMA_STEPS + 1).view(1, 1, 1, -1).expand(1, 3, 1, -1)
-        _LUTS["srgb8"] = (kc.linear_rgb_to_rgb(lin)[0, 0, 0] * 255.0 + 0.5).clamp(0, 255).to(torch.uint8)
-        _LUTS["xyz_to_rgb"] = torch.linalg.inv(_rgb_to_xyz_matrix())
-        _LUTS["Y_row"] = _rgb_to_xyz_matrix()[1]
-    return _LUTS
+@functools.cache
+def _l_of_gray8() -> np.ndarray:
+    """uint8 gray level -> normalised L, by the same OpenCV conversion as colour and float input,
+    so that a picture gives the same colours whichever way it is stored."""
+    ramp = np.repeat(np.arange(256, dtype=np.float32)[None, :, None] / 255.0, 3, axis=2)
+    return cv2.cvtColor(ramp, cv2.COLOR_RGB2Lab)[0, :, 0] / 50.0 - 1.0
 
 
-def _rgb_to_xyz_matrix() -> torch.Tensor:
-    eye = torch.eye(3).view(3, 3, 1, 1)  # columns: XYZ of pure linear R, G, B, as kornia computes
-    return kc.rgb_to_xyz(eye).view(3, 3).T.contiguous()
+def _tiles(h: int, work, tile_rows: int = _TILE_ROWS) -> None:
+    """work(row0, row1) over row tiles; each OpenCV call inside spreads over the cores itself."""
+    for r in range(0, h, tile_rows):
+        work(r, min(h, r + tile_rows))
 
 
-def _f_lab(t: torch.Tensor) -> torch.Tensor:
-    d = 6.0 / 29.0
-    return torch.where(t > d ** 3, t.clamp(min=d ** 3).pow(1.0 / 3.0), t / (3 * d * d) + 4.0 / 29.0)
-
-
-def lightness_full(pixels, tile_rows: int = 512) -> torch.Tensor:
-    """Normalised Lab lightness (H,W) of an image at full resolution: uint8 HxW (table lookup),
-    uint8 HxWx3 (linearisation table + luminance) or float HxW[x3] in [0,1] (kornia, in row tiles)."""
-    import numpy as np
+def lightness_full(pixels, tile_rows: int = _TILE_ROWS) -> torch.Tensor:
+    """Normalised Lab lightness (H,W) of an image at full resolution: uint8, or float in [0,1]
+    (16-bit sources), HxW or HxWx3."""
     arr = np.asarray(pixels)
-    if not arr.flags.writeable:  # torch cannot wrap read-only memory (e.g. np.asarray(PIL image))
-        arr = arr.copy()
-    lut = _luts()
     if arr.dtype == np.uint8 and arr.ndim == 2:
-        return lut["L_of_gray8"][torch.from_numpy(arr).long()]
-    if arr.dtype == np.uint8:
-        lin = lut["linear8"][torch.from_numpy(arr).long()]  # (H,W,3)
-        Y = lin @ lut["Y_row"]
-        return (116.0 * _f_lab(Y) - 16.0) / 50.0 - 1.0
-    h = arr.shape[0]
-    out = torch.empty(h, arr.shape[1])
-    for r in range(0, h, tile_rows):
-        t = torch.from_numpy(np.ascontiguousarray(arr[r:r + tile_rows], dtype=np.float32))
-        t = t[None, None].expand(1, 3, *t.shape) if t.ndim == 2 else t.permute(2, 0, 1)[None]
-        out[r:r + tile_rows] = rgb_to_lab_norm(t)[0][0, 0]
-    return out
+        return torch.from_numpy(cv2.LUT(arr, _l_of_gray8()))
+    out = np.empty(arr.shape[:2], np.float32)
+
+    def work(r0, r1):
+        t = arr[r0:r1].astype(np.float32)
+        if arr.dtype == np.uint8:
+            t *= 1 / 255.0
+        if t.ndim == 2:
+            t = cv2.cvtColor(t, cv2.COLOR_GRAY2RGB)
+        np.multiply(cv2.extractChannel(cv2.cvtColor(t, cv2.COLOR_RGB2Lab), 0), 1 / 50.0, out=out[r0:r1])
+        out[r0:r1] -= 1.0
+    _tiles(arr.shape[0], work, tile_rows)
+    return torch.from_numpy(out)
 
 
-def compose_full(L: torch.Tensor, ab: torch.Tensor, tile_rows: int = 256):
-    """Full-resolution L (H,W) + upsampled ab (2,H,W), normalised -> uint8 HxWx3 sRGB, in row tiles
-    (the same CIE Lab -> XYZ -> linear RGB -> sRGB chain as kornia.color.lab_to_rgb)."""
-    import numpy as np
-    lut = _luts()
+def compose_full(L: torch.Tensor, ab: torch.Tensor, tile_rows: int = _TILE_ROWS) -> np.ndarray:
+    """Full-resolution L (H,W) + chroma ab (2,h,w) at any smaller size, normalised -> uint8 HxWx3
+    sRGB. The chroma is upsampled bilinearly with half-pixel centres and edges replicated, as
+    F.interpolate(align_corners=False)."""
     h, w = L.shape
-    out = np.empty((h, w, 3), dtype=np.uint8)
-    white = torch.tensor([0.95047, 1.0, 1.08883])
-    d = 6.0 / 29.0
-    M = lut["xyz_to_rgb"]
-    for r in range(0, h, tile_rows):
-        fy = ((L[r:r + tile_rows] + 1.0) * 50.0 + 16.0) / 116.0
-        fx = fy + ab[0, r:r + tile_rows] * (AB_SCALE / 500.0)
-        fz = fy - ab[1, r:r + tile_rows] * (AB_SCALE / 200.0)
-        X, Y, Z = (torch.where(t > d, t * t * t, (t - 4.0 / 29.0) * (3 * d * d)) * wp
-                   for t, wp in ((fx, white[0]), (fy, white[1]), (fz, white[2])))
-        for c in range(3):  # planar 3x3 product: far faster than an (N,3)@(3,3) matmul
-            lin = (X * M[c, 0]).add_(Y * M[c, 1]).add_(Z * M[c, 2]).clamp_(0.0, 1.0)
-            out[r:r + tile_rows, :, c] = lut["srgb8"][lin.mul_(_GAMMA_STEPS).add_(0.5).long()].numpy()
+    ab_np = np.ascontiguousarray(ab.permute(1, 2, 0).numpy() * AB_SCALE, dtype=np.float32)
+    ab_full = cv2.resize(ab_np, (w, h), interpolation=cv2.INTER_LINEAR)
+    L_np = L.numpy()
+    out = np.empty((h, w, 3), np.uint8)
+
+    def work(r0, r1):  # the merged tile is still in cache when it is converted
+        rgb = cv2.cvtColor(cv2.merge([L_np[r0:r1] * 50.0 + 50.0, ab_full[r0:r1]]), cv2.COLOR_Lab2RGB)
+        cv2.convertScaleAbs(rgb, dst=out[r0:r1], alpha=255.0)  # rgb is clipped to [0, 1]; rounds
+    _tiles(h, work, tile_rows)
     return out

@@ -27,7 +27,7 @@ def create_app(config: ServeConfig | None = None, store: ModelStore | None = Non
         yield
         service.close()
 
-    app = FastAPI(title="PRISM", version=prism.__version__, lifespan=lifespan,
+    app = FastAPI(title="PRISM", version=prism.__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="GAN image-to-image models as a service: one POST per task "
                               "(tasks with a loaded model only), the loaded models, health and metrics.")
     app.state.service = service
@@ -40,6 +40,8 @@ def create_app(config: ServeConfig | None = None, store: ModelStore | None = Non
         from prism.serve.ui import mount_ui
         mount_ui(app, service)
 
+    add_offline_docs(app)
+
     @app.get("/", include_in_schema=False)
     def root():
         return RedirectResponse(config.ui_path or "/docs")
@@ -47,3 +49,23 @@ def create_app(config: ServeConfig | None = None, store: ModelStore | None = Non
     # outermost, so 413s from the body limit and errors from the web app are counted too
     app.add_middleware(MetricsMiddleware, metrics=service.metrics, ui_path=config.ui_path, routes_of=app)
     return app
+
+
+def add_offline_docs(app: FastAPI) -> None:
+    """/docs with Swagger UI's scripts and styles from the installed fastapi-offline package (its
+    static files only): FastAPI's default page loads them from a CDN, so it stays blank offline."""
+    from pathlib import Path
+
+    import fastapi_offline
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+
+    static = Path(fastapi_offline.__file__).parent / "static"
+    app.mount("/docs-static", StaticFiles(directory=static), name="docs-static")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs():
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title=f"{app.title} API",
+                                   swagger_js_url="/docs-static/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs-static/swagger-ui.css",
+                                   swagger_favicon_url="/docs-static/favicon.png")

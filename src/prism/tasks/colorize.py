@@ -234,8 +234,7 @@ class Colorizer:
                     abs_[i] = ab[j:j + 1, :, :h, :w]
         out = []
         for im, L, ab in zip(loaded, Ls, abs_):
-            ab_full = F.interpolate(ab, size=L.shape, mode="bilinear", align_corners=False)[0] * (saturation * self.chroma_gain)
-            rgb = Image.fromarray(color.compose_full(L, ab_full))
+            rgb = Image.fromarray(color.compose_full(L, ab[0] * (saturation * self.chroma_gain)))
             if im.alpha is not None:
                 rgb.putalpha(Image.fromarray((im.alpha * 255 + 0.5).astype("uint8")))
             out.append(rgb)
