@@ -112,9 +112,15 @@ def test_one_hot_noise_and_refresh_batchnorm():
     hot = one_hot(torch.tensor([[[0, 2, IGNORE]]]), 3)
     assert hot[0, :, 0].T.tolist() == [[1, 0, 0], [0, 0, 1], [0, 0, 0]]  # don't-care: no class at all
     label = torch.tensor([[[0, 1], [1, 1]]])
-    noise = synthesis_noise(label, 4, seed=1, resample_class=0, base_seed=2)
-    assert torch.equal(noise[0, :, 0, 0], synthesis_noise(label, 4, 1)[0, :, 0, 0])
-    assert torch.equal(noise[0, :, 1, 1], synthesis_noise(label, 4, 2)[0, :, 0, 0])
+    vector_g = OASISGenerator(3, z_dim=4, width=2, n_blocks=2, spade_hidden=4)
+    noise = synthesis_noise(label, vector_g, seed=1, resample_class=0, base_seed=2)
+    assert torch.equal(noise[0, :, 0, 0], synthesis_noise(label, vector_g, 1)[0, :, 0, 0])
+    assert torch.equal(noise[0, :, 1, 1], synthesis_noise(label, vector_g, 2)[0, :, 0, 0])
+    pixel_g = OASISGenerator(3, z_dim=4, width=2, n_blocks=2, spade_hidden=4, noise="pixel")
+    pix = synthesis_noise(label, pixel_g, seed=1, resample_class=0, base_seed=2)
+    assert not torch.equal(pix[0, :, 0, 1], pix[0, :, 1, 1])  # a map: pixels of one class differ
+    assert torch.equal(pix[0, :, 0, 0], synthesis_noise(label, pixel_g, 1)[0, :, 0, 0])  # the class re-drawn
+    assert torch.equal(pix[0, :, 1, :], synthesis_noise(label, pixel_g, 2)[0, :, 1, :])  # the rest is seed 2's
 
     G = OASISGenerator(3, z_dim=4, width=2, n_blocks=2, spade_hidden=4).eval()
     bn = G.body[0].norm_0.norm
@@ -298,7 +304,7 @@ def test_synthesize_keeps_size_and_pads_without_resampling(random_model):
     label = _blocks(32, 64)
     label[0, :5] = IGNORE
     with torch.no_grad():  # a size the network takes as is: exactly the network's output, nothing resampled
-        direct = (synth.G(one_hot(label[None], 3), synthesis_noise(label[None], 8, 4))[0] + 1) / 2
+        direct = (synth.G(one_hot(label[None], 3), synthesis_noise(label[None], synth.G, 4))[0] + 1) / 2
     expected = (direct.clamp(0, 1).permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
     assert np.array_equal(np.asarray(synth.synthesize(label, seed=4)), expected)
     with pytest.raises(ValueError, match=r"class indices 0..2 \(or 255\); got shape \(32, 64\), values \[7\]"):

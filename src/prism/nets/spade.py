@@ -48,7 +48,9 @@ class SPADE(nn.Module):
         self.beta = nn.Conv2d(hidden, channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        h = self.shared(F.interpolate(cond, size=x.shape[-2:], mode="nearest"))
+        if cond.shape[-2:] != x.shape[-2:]:
+            cond = F.interpolate(cond, size=x.shape[-2:], mode="nearest")
+        h = self.shared(cond)
         return self.norm(x) * (1 + self.gamma(h)) + self.beta(h)
 
 
@@ -79,11 +81,16 @@ class OASISGenerator(nn.Module):
     with semantic (B, label_channels, H, W) and noise (B, z_dim, H, W) -> (B, 3, H, W) in [-1, 1]."""
 
     def __init__(self, label_channels: int, z_dim: int = 64, width: int = 64, n_blocks: int = 6,
-                 spade_hidden: int = 128, norm: str = "batch", spectral_norm: bool = True):
+                 spade_hidden: int = 128, norm: str = "batch", spectral_norm: bool = True,
+                 noise: str = "vector", label_resize: str = "nearest"):
         super().__init__()
         if n_blocks < 1:
             raise ValueError(f"n_blocks must be at least 1, got {n_blocks}")
+        if noise not in ("vector", "pixel") or label_resize not in ("nearest", "area"):
+            raise ValueError(f"noise must be 'vector' or 'pixel' and label_resize 'nearest' or 'area'; "
+                             f"got {noise!r}, {label_resize!r}")
         self.label_channels, self.z_dim, self.n_blocks = label_channels, z_dim, n_blocks
+        self.noise, self.label_resize = noise, label_resize
         self.size_multiple = 2 ** (n_blocks - 1)
         # the paper's [16, 16, 16, 8, 4, 2, 1] x width for 6 blocks: at most 16x, halving towards the output
         channels = [width * min(16, 2 ** (n_blocks - i)) for i in range(n_blocks + 1)]
@@ -106,17 +113,36 @@ class OASISGenerator(nn.Module):
         check_size(self, semantic.shape[-2], semantic.shape[-1])
         if semantic.shape[1] != self.label_channels:
             raise ValueError(f"OASISGenerator expects {self.label_channels} label channels, got {semantic.shape[1]}")
-        if noise is None:  # one draw per image, the same at every pixel
+        if noise is None:
             b, _, h, w = semantic.shape
-            noise = torch.randn(b, self.z_dim, 1, 1, device=semantic.device, dtype=semantic.dtype).expand(-1, -1, h, w)
-        cond = torch.cat([noise, semantic], 1)
-        h, w = semantic.shape[-2] // self.size_multiple, semantic.shape[-1] // self.size_multiple
-        x = self.fc(F.interpolate(cond, size=(h, w), mode="nearest"))
+            noise = self.draw_noise(b, h, w).to(semantic)
+        full = semantic.shape[-2:]
+        conds = [self._condition(semantic, noise, (full[0] // 2 ** k, full[1] // 2 ** k))
+                 for k in range(self.n_blocks - 1, -1, -1)]  # coarsest first: one resize per scale
+        x = self.fc(conds[0])
         for i, block in enumerate(self.body):
-            x = block(x, cond)
+            x = block(x, conds[i])
             if i < self.n_blocks - 1:
                 x = F.interpolate(x, scale_factor=2, mode="nearest")
         return torch.tanh(self.conv_img(F.leaky_relu(x, 0.2)))
+
+    def _condition(self, semantic: torch.Tensor, noise: torch.Tensor, size) -> torch.Tensor:
+        """Noise + labels at one scale. Noise is subsampled (nearest keeps its per-pixel spread);
+        labels are `label_resize`d: 'area' gives class shares per cell, so a slanted border stays
+        a smooth ramp instead of a staircase whose steps the convolutions smear into streaks."""
+        if semantic.shape[-2:] != size:
+            noise = F.interpolate(noise, size=size, mode="nearest")
+            semantic = F.interpolate(semantic, size=size, mode=self.label_resize)
+        return torch.cat([noise, semantic], 1)
+
+    def draw_noise(self, batch: int, h: int, w: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """(batch, z_dim, h, w) on the CPU. 'vector': one draw per image, the same at every pixel
+        (the OASIS code's). 'pixel': an independent draw per pixel, so the inside of a uniform
+        region has something to make texture from besides its borders and the zero padding
+        (without it a small G paints stripes that start at those edges: docs/oasis.md)."""
+        if self.noise == "pixel":
+            return torch.randn(batch, self.z_dim, h, w, generator=generator)
+        return torch.randn(batch, self.z_dim, 1, 1, generator=generator).expand(-1, -1, h, w)
 
     def receptive_radius(self) -> int:
         """How far (Chebyshev distance, output pixels) a change of the input can reach when every

@@ -89,17 +89,19 @@ def labelmix_loss(mask, d_mixed, d_fake, d_real) -> torch.Tensor:
     return F.mse_loss(mask * d_real + (1 - mask) * d_fake, d_mixed)
 
 
-def synthesis_noise(label: torch.Tensor, z_dim: int, seed: int, resample_class: int | None = None,
+def synthesis_noise(label: torch.Tensor, G: nn.Module, seed: int, resample_class: int | None = None,
                     base_seed: int | None = None) -> torch.Tensor:
-    """(B,H,W) -> (B, z_dim, H, W): seed's noise vector everywhere, or, with resample_class, seed's
-    vector inside that class's pixels and base_seed's elsewhere (the image of base_seed with one
-    class re-drawn). CPU generators: the same seed gives the same noise on any device."""
-    def draw(s):
-        return torch.randn(z_dim, generator=torch.Generator().manual_seed(int(s))).to(label.device).view(1, z_dim, 1, 1)
+    """(B,H,W) -> (B, z_dim, H, W): seed's noise (G.draw_noise: a vector, or a per-pixel map)
+    everywhere, or, with resample_class, seed's inside that class's pixels and base_seed's
+    elsewhere (the image of base_seed with one class re-drawn). CPU generators: the same seed
+    gives the same noise on any device; every image of the batch gets the same draw."""
     b, h, w = label.shape
-    noise = draw(seed).expand(b, z_dim, h, w)
+
+    def draw(s):
+        return G.draw_noise(1, h, w, torch.Generator().manual_seed(int(s))).to(label.device).expand(b, -1, -1, -1)
+    noise = draw(seed)
     if resample_class is not None:
-        base = draw(seed if base_seed is None else base_seed).expand(b, z_dim, h, w)
+        base = draw(seed if base_seed is None else base_seed)
         noise = torch.where((label == resample_class)[:, None], noise, base)
     return noise
 
@@ -123,8 +125,7 @@ def refresh_batchnorm(G: nn.Module, semantic_batches, seed: int = 0) -> bool:
     gen = torch.Generator().manual_seed(seed)
     try:
         for sem in semantic_batches:
-            noise = torch.randn(sem.shape[0], G.z_dim, 1, 1, generator=gen).to(sem).expand(-1, -1, *sem.shape[2:])
-            G(sem, noise)
+            G(sem, G.draw_noise(sem.shape[0], *sem.shape[2:], generator=gen).to(sem))
     finally:
         for m, momentum in zip(bns, momenta):
             m.momentum = momentum
@@ -211,8 +212,7 @@ class OASISTask(Task):
     def g_step(self, batch, state):
         label, semantic = batch["label"], self._semantic(batch)
         b, _, h, w = semantic.shape
-        noise = torch.randn(b, self.plain("G").z_dim, 1, 1, device=semantic.device).expand(-1, -1, h, w)
-        fake = self.nets["G"](semantic, noise)
+        fake = self.nets["G"](semantic, self.plain("G").draw_noise(b, h, w).to(semantic))
         loss = n_plus_one_loss(self.nets["D"](fake), label, self._weights(label))
         state["fake"] = fake.detach()
         logs = {"G_adv": loss.detach()}
@@ -263,7 +263,7 @@ class OASISTask(Task):
     @torch.no_grad()
     def _fakes(self, batch: dict, seed: int) -> torch.Tensor:
         G, semantic = self._eval_generator(), self._semantic(batch)
-        return (G(semantic, synthesis_noise(batch["label"], G.z_dim, seed)) + 1) / 2
+        return (G(semantic, synthesis_noise(batch["label"], G, seed)) + 1) / 2
 
     @torch.no_grad()
     def sample_grid(self, batch) -> torch.Tensor:
@@ -361,7 +361,7 @@ class Synthesizer:
         label_p, inst_p = maps[0].to(self.device), (maps[1].to(self.device) if len(maps) > 1 else None)
         semantic = semantic_input(label_p, self.table.num_classes, self.edges, inst_p)
         cls_index = None if resample_class is None else self.table.index_of(resample_class)
-        noise = synthesis_noise(label_p, self.G.z_dim, seed, cls_index, base_seed)
+        noise = synthesis_noise(label_p, self.G, seed, cls_index, base_seed)
         out = (self.G(semantic, noise)[:, :, :h, :w].float().cpu() + 1) / 2
         if (h, w) != (H, W):
             out = F.interpolate(out, size=(H, W), mode="bicubic", antialias=True, align_corners=False)
