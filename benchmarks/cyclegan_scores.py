@@ -6,11 +6,15 @@ trained on the shared Monet paintings against 200 of the preset's reserved photo
 The other 100 reserved photos and the 8 held-out ones are the ones scored. The head's own 5-fold
 accuracy is printed first, so a share can be read against how well the head tells the domains apart.
 
-    .venv/bin/python benchmarks/cyclegan_scores.py MODEL [MODEL ...] [--config configs/cyclegan/cpu.yaml]
+    .venv/bin/python benchmarks/cyclegan_scores.py MODEL [MODEL ...] [--config configs/cyclegan/cpu.yaml] \
+        [--sheet docs/cyclegan-contact-sheet.png]
+
+--sheet draws the held-out photos: input | each model, and a last row of 64x64 sky crops at 3x.
 """
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -61,10 +65,29 @@ def chw(image) -> torch.Tensor:
     return torch.from_numpy(arr / 255.0 if arr.max() > 1.5 else arr).permute(2, 0, 1)
 
 
+def contact_sheet(columns: list[tuple[str, list[np.ndarray]]], path: str, crop=(8, 96, 72, 160)) -> None:
+    """One row per held-out photo (256 px tiles), one column per source; the last row enlarges a
+    64x64 window of the first photo 3x (nearest), where a grid or streaks show at a glance."""
+    from PIL import Image, ImageDraw
+    tile, top = 256, 18
+    n = len(columns[0][1])
+    sheet = Image.new("RGB", (tile * len(columns), top + tile * (n + 1)), "white")
+    draw = ImageDraw.Draw(sheet)
+    y0, x0, y1, x1 = crop
+    for j, (name, images) in enumerate(columns):
+        draw.text((j * tile + 4, 3), Path(name).name, fill="black")
+        for i, im in enumerate(images):
+            sheet.paste(Image.fromarray(np.asarray(im)).resize((tile, tile), Image.BICUBIC), (j * tile, top + i * tile))
+        window = Image.fromarray(np.asarray(images[0])[y0:y1, x0:x1]).resize((192, 192), Image.NEAREST)
+        sheet.paste(window, (j * tile + 32, top + n * tile + 32))
+    sheet.save(path)
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("models", nargs="+")
     p.add_argument("--config", default="configs/cyclegan/cpu.yaml")
+    p.add_argument("--sheet", help="write a contact sheet of the held-out photos here")
     args = p.parse_args()
     task = CycleGANTask(resolve_config(args.config, []))
     _, (held_out, _), (reserved, _) = task.split_files()
@@ -88,6 +111,8 @@ def main():
         sets = [("input photos", photos)]
         for m in args.models:
             sets.append((m, prism.load_model(m).translate_batch(photos, "AtoB", 8)))
+        if args.sheet and files is held_out:
+            contact_sheet(sets, args.sheet)
         for name, images in sets:
             arrays = [np.asarray(im) for im in images]
             ind = artifact_indices([chw(a) for a in arrays])
