@@ -25,12 +25,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import numpy as np
 from PIL import Image
+
+from prism.serve.testing import concurrent_posts
 
 REPO = Path(__file__).resolve().parents[1]
 COLOUR_PATH_FILES = ("src/prism/color.py", "src/prism/tasks/colorize.py")
@@ -97,20 +98,8 @@ class Server:
 
 def load(url: str, upload: bytes, n: int) -> dict:
     """n POSTs from CONCURRENCY clients; wall time, client latencies, statuses, one answer."""
-    def one(i: int, client: httpx.Client):
-        t = time.perf_counter()
-        r = client.post(url + "/v1/colorize", files={"image": ("photo.jpg", upload, "image/jpeg")})
-        return r.status_code, time.perf_counter() - t, (r.content if i == 0 else None)
-
-    clients = [httpx.Client(timeout=600) for _ in range(CONCURRENCY)]
-    try:
-        start = time.perf_counter()
-        with ThreadPoolExecutor(CONCURRENCY) as pool:
-            results = list(pool.map(lambda i: one(i, clients[i % CONCURRENCY]), range(n)))
-        wall = time.perf_counter() - start
-    finally:
-        for c in clients:
-            c.close()
+    wall, results = concurrent_posts(url + "/v1/colorize", lambda i: {"files": {"image": ("photo.jpg", upload, "image/jpeg")}},
+                                     n, CONCURRENCY, timeout=600)
     return {"wall": wall, "latency": [t for _, t, _ in results], "errors": sum(s != 200 for s, _, _ in results),
             "answer": results[0][2]}
 

@@ -10,6 +10,11 @@
   the share of drawn images whose sky is blown out (mean L* > 97);
 - the Frechet distance and KID in ImageNet EfficientNet-Lite0 feature space (prism.fid.effnet_features).
 
+With --probe, the stripe probe: each model draws three synthetic 192x256 maps (building under a
+level sky line; under a slanted one; building only) at the network's own size, one row per model.
+A generator with nothing but borders to make texture from paints streaks that start at the sky
+line's steps and at the image edges (the zero padding); that is what the probe shows.
+
 With --sheet, a contact sheet: label | each model at seed 0 (the last model also at seed 1) | real,
 plus an enlarged crop of the first row. Everything at the label maps' own size (480x360).
 
@@ -100,6 +105,28 @@ def contact_sheet(samples, table, columns: list[tuple[str, list]], path: Path, r
     sheet.save(path)
 
 
+def probe_maps(sky: int, building: int, road: int, h: int = 192, w: int = 256) -> list[np.ndarray]:
+    level = np.full((h, w), building)
+    level[:60], level[170:] = sky, road
+    slanted = np.full((h, w), building)
+    slanted[np.arange(h)[:, None] < 20 + 0.35 * np.arange(w)[None, :]] = sky
+    slanted[170:] = road
+    return [level, slanted, np.full((h, w), building)]
+
+
+def stripe_probe(synths: dict, path: Path) -> None:
+    rows = []
+    for synth in synths.values():
+        t = synth.table
+        maps = probe_maps(t.index_of("sky"), t.index_of("building"), t.index_of("road"))
+        rows.append(np.concatenate([np.asarray(synth.synthesize(m, 0, render_size=None)) for m in maps], 1))
+    sheet = Image.fromarray(np.concatenate(rows, 0))
+    draw = ImageDraw.Draw(sheet)
+    for i, name in enumerate(synths):
+        draw.text((4, i * rows[0].shape[0] + 4), Path(name).name, fill="yellow")
+    sheet.save(path)
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("models", nargs="+")
@@ -107,6 +134,7 @@ def main():
     p.add_argument("--data", type=Path, default=Path("../shared/data/semantic/camvid"))
     p.add_argument("--limit", type=int, default=0)
     p.add_argument("--sheet", type=Path)
+    p.add_argument("--probe", type=Path, help="write the stripe probe picture here")
     p.add_argument("--json", type=Path)
     a = p.parse_args()
     segmenter = prism.load_model(a.segmenter)
@@ -150,6 +178,9 @@ def main():
     if a.sheet:
         contact_sheet(samples, synths[0].table, columns, a.sheet)
         print(f"contact sheet: {a.sheet}")
+    if a.probe:
+        stripe_probe(dict(zip(a.models, synths)), a.probe)
+        print(f"stripe probe: {a.probe}")
     if a.json:
         a.json.write_text(json.dumps(report, indent=2) + "\n")
 

@@ -10,14 +10,13 @@ import os
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 
-from prism.serve.testing import encoded, free_port, photo, save_tiny_colorizer
+from prism.serve.testing import concurrent_posts, encoded, free_port, photo, save_tiny_colorizer
 
 REPO = Path(__file__).resolve().parents[1]
 REQUESTS, CONCURRENCY = 200, 8
@@ -73,21 +72,9 @@ def test_200_requests_at_8_concurrent_all_succeed(server, capsys):
     url, proc = server
     images = [encoded(photo(*IMAGE_SIZE, seed=i)) for i in range(8)]
 
-    def one(i: int, client: httpx.Client) -> tuple[int, float]:
-        start = time.perf_counter()
-        r = client.post(url + "/v1/colorize", files={"image": (f"p{i}.png", images[i % len(images)])},
-                        data={"saturation": "1.2"})
-        return r.status_code, time.perf_counter() - start
-
-    clients = [httpx.Client(timeout=60) for _ in range(CONCURRENCY)]
-    try:
-        start = time.perf_counter()
-        with ThreadPoolExecutor(CONCURRENCY) as pool:
-            results = list(pool.map(lambda i: one(i, clients[i % CONCURRENCY]), range(REQUESTS)))
-        wall = time.perf_counter() - start
-    finally:
-        for c in clients:
-            c.close()
+    wall, results = concurrent_posts(url + "/v1/colorize", lambda i: {
+        "files": {"image": (f"p{i}.png", images[i % len(images)])}, "data": {"saturation": "1.2"}}, REQUESTS, CONCURRENCY)
+    results = [(status, seconds) for status, seconds, _ in results]
     statuses = [s for s, _ in results]
     server_side = httpx.get(url + "/metrics", timeout=10).json()["endpoints"]["POST /v1/colorize"]
     latency = np.array([t for _, t in results]) * 1000

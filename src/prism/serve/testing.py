@@ -85,3 +85,27 @@ def running_server(app, timeout: float = 60.0):
         server.should_exit = True
         thread.join(timeout)
         sock.close()
+
+
+def concurrent_posts(url: str, request, n: int, concurrency: int, timeout: float = 60.0):
+    """n POSTs to url from `concurrency` clients (one httpx client each, on threads): request(i) ->
+    dict of httpx.post keyword arguments (files, data). -> (wall seconds, [(status, seconds,
+    body)]), the results in request order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    def one(i: int, client: httpx.Client):
+        start = time.perf_counter()
+        r = client.post(url, **request(i))
+        return r.status_code, time.perf_counter() - start, r.content
+
+    clients = [httpx.Client(timeout=timeout) for _ in range(concurrency)]
+    try:
+        start = time.perf_counter()
+        with ThreadPoolExecutor(concurrency) as pool:
+            results = list(pool.map(lambda i: one(i, clients[i % concurrency]), range(n)))
+        return time.perf_counter() - start, results
+    finally:
+        for c in clients:
+            c.close()
