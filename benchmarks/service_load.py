@@ -31,7 +31,7 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from prism.serve.testing import concurrent_posts
+from prism.serve.testing import concurrent_posts, process_peak_rss_mb
 
 REPO = Path(__file__).resolve().parents[1]
 COLOUR_PATH_FILES = ("src/prism/color.py", "src/prism/tasks/colorize.py")
@@ -47,16 +47,6 @@ def before_tree(rev: str, dest: Path) -> Path:
                               check=True).stdout
         (dest / rel).write_text(text)
     return src
-
-
-def peak_rss_mb(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
 
 
 class Server:
@@ -146,7 +136,7 @@ def main():
                         acc["errors"] += out["errors"]
                         acc["n"] += counts[size]
                         answers[(v, size)] = out["answer"]
-            rss = {v: peak_rss_mb(s.proc.pid) for v, s in servers.items()}
+            rss = {v: process_peak_rss_mb(s.proc.pid) for v, s in servers.items()}
         finally:
             for s in servers.values():
                 s.stop()

@@ -16,7 +16,7 @@ import httpx
 import numpy as np
 import pytest
 
-from prism.serve.testing import concurrent_posts, encoded, free_port, photo, save_tiny_colorizer
+from prism.serve.testing import concurrent_posts, encoded, free_port, photo, process_peak_rss_mb, save_tiny_colorizer
 
 REPO = Path(__file__).resolve().parents[1]
 REQUESTS, CONCURRENCY = 200, 8
@@ -56,17 +56,6 @@ def server(tmp_path):
         log.close()
 
 
-def peak_rss_mb(pid: int) -> float | None:
-    """The process's high-water resident set (VmHWM), Linux only."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
-
-
 @pytest.mark.slow
 def test_200_requests_at_8_concurrent_all_succeed(server, capsys):
     url, proc = server
@@ -86,7 +75,7 @@ def test_200_requests_at_8_concurrent_all_succeed(server, capsys):
         "client_latency_ms": {"p50": round(float(np.percentile(latency, 50)), 1),
                               "p95": round(float(np.percentile(latency, 95)), 1),
                               "max": round(float(latency.max()), 1)},
-        "server_latency_ms": server_side["latency_ms"], "server_peak_rss_mb": peak_rss_mb(proc.pid),
+        "server_latency_ms": server_side["latency_ms"], "server_peak_rss_mb": process_peak_rss_mb(proc.pid),
         "cpus": os.cpu_count(), "torch_threads": 1,
     }
     (REPO / "test-artifacts").mkdir(exist_ok=True)
