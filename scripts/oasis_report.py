@@ -34,7 +34,7 @@ from PIL import Image, ImageDraw
 
 import prism
 from prism.artifacts import checkerboard_index, stripe_index
-from prism.evaluation import _segment_tensor, labelled_set
+from prism.evaluation import segment_tensor, labelled_set
 from prism.fid.effnet_features import effnet_distances
 from prism.metrics import mean_iou_metric
 
@@ -71,7 +71,7 @@ def score(synth, samples, segmenter, reals) -> dict:
         f0, f1 = (chw(synth.synthesize(s["label"], seed)) for seed in (0, 1))
         fakes0.append(f0)
         fakes1.append(f1)
-        miou.update(_segment_tensor(segmenter, f0), s["label"][None])
+        miou.update(segment_tensor(segmenter, f0), s["label"][None])
     out = {"miou": float(miou.compute()),
            "checkerboard": quartiles([checkerboard_index(f) for f in fakes0]),
            "stripe": quartiles([stripe_index(f) for f in fakes0]),
@@ -144,7 +144,7 @@ def main():
     reals = [s["image"] for s in samples]
     miou = mean_iou_metric(synths[0].table.num_classes)
     for s in samples:
-        miou.update(_segment_tensor(segmenter, s["image"]), s["label"][None])
+        miou.update(segment_tensor(segmenter, s["image"]), s["label"][None])
     real = {"miou": float(miou.compute()),
             "checkerboard": quartiles([checkerboard_index(r) for r in reals]),
             "stripe": quartiles([stripe_index(r) for r in reals]),

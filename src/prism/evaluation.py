@@ -111,7 +111,7 @@ def _labelled_samples(ds, limit: int, progress: bool, what: str):
             bar.update(task, advance=1)
 
 
-def _segment_tensor(segmenter, image) -> torch.Tensor:
+def segment_tensor(segmenter, image) -> torch.Tensor:
     """(1,H,W) predicted classes of a PIL image or a (3,H,W) float photo."""
     if isinstance(image, torch.Tensor):
         image = image.permute(1, 2, 0).numpy()
@@ -129,7 +129,7 @@ def evaluate_segmenter(segmenter, data, labels=None, limit: int = 0, batch_size:
     for sample in _labelled_samples(ds, limit, progress, "segmenting"):
         skipped += sample["skipped"]
         t0 = time.perf_counter()
-        pred = _segment_tensor(segmenter, sample["image"])
+        pred = segment_tensor(segmenter, sample["image"])
         seconds += time.perf_counter() - t0
         truth = sample["label"][None]
         miou.update(pred, truth)
@@ -182,9 +182,9 @@ def evaluate_synthesis(synth, data, labels=None, segmenter=None, inception_weigh
         fake = synth.synthesize(sample["label"], seed, instance=sample.get("instance"))
         seconds += time.perf_counter() - t0
         if segmenter is not None:
-            fake_miou.update(_segment_tensor(segmenter, fake), sample["label"][None])
+            fake_miou.update(segment_tensor(segmenter, fake), sample["label"][None])
             if "image" in sample:
-                real_miou.update(_segment_tensor(segmenter, sample["image"]), sample["label"][None])
+                real_miou.update(segment_tensor(segmenter, sample["image"]), sample["label"][None])
         if fid_net is not None:
             pending["fake"].append(np.asarray(fake))
             pending["real"].append(sample["image"].permute(1, 2, 0).numpy())
