@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 import prism
-from prism.artifacts import artifact_indices
+from prism.artifacts import artifact_indices, checkerboard_index
 from prism.data.images import list_images, read_image
 from prism.fid.effnet_features import EfficientNetLite0Features
 from prism.fid.metrics import extract_features
@@ -115,13 +115,16 @@ def main():
             contact_sheet(sets, args.sheet)
         for name, images in sets:
             arrays = [np.asarray(im) for im in images]
-            ind = artifact_indices([chw(a) for a in arrays])
+            tensors = [chw(a) for a in arrays]
+            ind = artifact_indices(tensors)
+            # per grid period: a generator's own grid sits at the period of its resampling path
+            by_period = [float(np.median([checkerboard_index(t, (p,)) for t in tensors])) for p in (2, 4, 8)]
             share = float(is_monet(feats(arrays)).float().mean())
-            rows.append((label, name, ind["checkerboard"], ind["stripe"], share))
-    print("| photos | images | checkerboard | stripe | called Monet |")
-    print("|---|---|---|---|---|")
-    for label, name, cb, st, share in rows:
-        print(f"| {label} | {name} | {cb:.2f} | {st:.2f} | {share:.2f} |")
+            rows.append((label, name, ind["checkerboard"], *by_period, ind["stripe"], share))
+    print("| photos | images | checkerboard | period 2 | period 4 | period 8 | stripe | called Monet |")
+    print("|---|---|---|---|---|---|---|---|")
+    for label, name, *numbers, share in rows:
+        print(f"| {label} | {name} | " + " | ".join(f"{v:.2f}" for v in numbers) + f" | {share:.2f} |")
 
 
 if __name__ == "__main__":

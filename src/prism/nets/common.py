@@ -1,6 +1,7 @@
 """Pieces shared by the networks: norm layers by name and the GAN papers' weight init."""
 from __future__ import annotations
 
+import torch
 import torch.nn as nn
 
 
@@ -31,3 +32,12 @@ def check_size(net: nn.Module, h: int, w: int) -> None:
     if h % m or w % m:
         raise ValueError(f"{type(net).__name__} needs height and width divisible by {m}, got {h}x{w}; "
                          f"resize or pad the input (prism's inference pads automatically)")
+
+
+def binomial_blur(x: torch.Tensor) -> torch.Tensor:
+    """3x3 binomial low-pass ([1,2,1] x [1,2,1] / 16, reflection padded, per channel): its response
+    is zero at the Nyquist frequency, so a period-2 pattern at this resolution is removed exactly."""
+    k = torch.tensor([1.0, 2.0, 1.0], dtype=x.dtype, device=x.device)
+    k = (torch.outer(k, k) / 16).expand(x.shape[1], 1, 3, 3)
+    return torch.nn.functional.conv2d(torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect"), k,
+                                      groups=x.shape[1])
