@@ -59,6 +59,41 @@ def test_unet_paper_layout():
     assert abs(sum(p.numel() for p in net.parameters()) / 1e6 - 54.41) < 0.01
 
 
+@pytest.mark.parametrize("antialias", [False, True])
+def test_unet_bilinear_decoder_down_to_a_1x1_bottleneck(antialias):
+    net = UNet(3, 3, depth=5, width=8, norm="instance", upsample="bilinear", antialias=antialias)
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in net.modules())
+    y = net(torch.randn(2, 3, 32, 32))  # 1x1 at the bottleneck: the blur must not fail there
+    assert y.shape == (2, 3, 32, 32)
+    y.mean().backward()
+    assert all(p.grad is not None for p in net.parameters())
+    with pytest.raises(ValueError, match="upsample must be"):
+        UNet(upsample="nearest")
+
+
+def test_unet_antialias_stops_a_grid_planted_before_the_last_decoder_stage():
+    """A Nyquist checkerboard added where the last decoder stage starts (its ReLU, at half size)
+    is period 4 in the output: the plain decoder passes it on, the antialiased one removes it."""
+    from prism.artifacts import luminance_spectrum
+    from prism.nets.common import BlurredReLU
+    x = torch.rand(1, 3, 128, 128) * 0.2 + 0.4
+    power = {}
+    for antialias in (False, True):
+        torch.manual_seed(1)
+        net = UNet(3, 3, depth=5, width=8, norm="instance", dropout=0.0, upsample="bilinear", antialias=antialias)
+        relu = net.up[-1][0]
+        assert isinstance(relu, BlurredReLU) == antialias
+
+        def plant(module, inputs):
+            h, w = inputs[0].shape[-2:]
+            return (inputs[0] + 2.0 * ((torch.arange(h)[:, None] + torch.arange(w)[None, :]) % 2 * 2.0 - 1),)
+        relu.register_forward_pre_hook(plant)
+        with torch.no_grad():
+            spectrum = luminance_spectrum((net(x)[0] + 1) / 2)
+        power[antialias] = float(spectrum[64 + 32, 64 + 32] / spectrum.mean())
+    assert power[False] > 30 and power[True] < power[False] / 1000, power
+
+
 @pytest.mark.parametrize("n_layers,rf,out", [(1, 16, 15), (2, 34, 7), (3, 70, 6)])
 def test_patchgan_receptive_field_and_output(n_layers, rf, out):
     assert PatchGAN.receptive_field(n_layers) == rf

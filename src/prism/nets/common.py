@@ -39,5 +39,23 @@ def binomial_blur(x: torch.Tensor) -> torch.Tensor:
     is zero at the Nyquist frequency, so a period-2 pattern at this resolution is removed exactly."""
     k = torch.tensor([1.0, 2.0, 1.0], dtype=x.dtype, device=x.device)
     k = (torch.outer(k, k) / 16).expand(x.shape[1], 1, 3, 3)
-    return torch.nn.functional.conv2d(torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect"), k,
-                                      groups=x.shape[1])
+    mode = "reflect" if min(x.shape[-2:]) > 1 else "replicate"  # a 1x1 map (a U-Net's bottleneck) cannot reflect
+    return torch.nn.functional.conv2d(torch.nn.functional.pad(x, (1, 1, 1, 1), mode=mode), k, groups=x.shape[1])
+
+
+class BlurredConv2d(nn.Conv2d):
+    """A convolution that low-passes its input first (BlurPool before a strided convolution; the
+    same parameters and state-dict keys as nn.Conv2d)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(binomial_blur(x))
+
+
+class BlurredReLU(nn.ReLU):
+    """ReLU, then the binomial low-pass: removes the Nyquist pattern the nonlinearity can create."""
+
+    def __init__(self):
+        super().__init__(inplace=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return binomial_blur(super().forward(x))

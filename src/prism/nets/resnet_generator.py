@@ -27,7 +27,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from prism.nets.common import binomial_blur, check_size, init_gan_weights, norm_layer
+from prism.nets.common import BlurredConv2d, BlurredReLU, check_size, init_gan_weights, norm_layer
 from prism.registry import NETWORKS
 
 N_DOWNSAMPLING = 2  # fixed in the reference; inputs must be divisible by 2**2
@@ -47,20 +47,6 @@ class ResnetBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.conv_block(x)
-
-
-class BlurredConv2d(nn.Conv2d):
-    """A convolution that low-passes its input first (same parameters and state-dict keys)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(binomial_blur(x))
-
-
-class BlurredReLU(nn.ReLU):
-    """ReLU, then the binomial low-pass: removes the Nyquist pattern the nonlinearity can create."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return binomial_blur(super().forward(x))
 
 
 @NETWORKS.register("resnet_generator")
