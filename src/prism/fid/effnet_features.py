@@ -24,6 +24,9 @@ class EfficientNetLite0Features(nn.Module):
 
     num_features = 1280
     input_size = INPUT_SIZE
+    # the names its scores are reported under (prism.fid.metrics.named_scores): not FID
+    metric_names = {"fid": "fd_effnet_lite0", "kid_mean": "kid_effnet_lite0", "kid_std": "kid_effnet_lite0_std",
+                    "mifid": "mifid_effnet_lite0"}
 
     def __init__(self, weights: str = "efficientnet-lite0"):
         super().__init__()
@@ -46,8 +49,8 @@ class EfficientNetLite0Features(nn.Module):
 def effnet_distances(real, fake, batch_size: int = 32, cache: bool = True, **options) -> dict:
     """Frechet distance and KID of `fake` against `real` in EfficientNet-Lite0 feature space
     (inputs as for prism.fid.metrics.distribution_metrics), under their own names."""
-    from prism.fid.metrics import distribution_metrics
-    r = distribution_metrics(real, fake, ("fid", "kid"), EfficientNetLite0Features(), batch_size=batch_size,
-                             cache=cache, **options)
-    return {"fd_effnet_lite0": r["fid"], "kid_effnet_lite0": r["kid_mean"], "kid_effnet_lite0_std": r["kid_std"],
+    from prism.fid.metrics import distribution_metrics, named_scores
+    net = EfficientNetLite0Features()
+    r = distribution_metrics(real, fake, ("fid", "kid"), net, batch_size=batch_size, cache=cache, **options)
+    return {**named_scores(net, {k: r[k] for k in ("fid", "kid_mean", "kid_std")}),
             "real_count": r["real_count"], "fake_count": r["fake_count"], "feature": r["feature"]}

