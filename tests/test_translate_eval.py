@@ -1,4 +1,4 @@
-"""`prism eval` for translation models (prism.translation_eval): CycleGAN's FID / KID / MiFID against
+"""`prism eval` for translation models (prism.evaluation.translation): CycleGAN's FID / KID / MiFID against
 a real folder and its cycle error with and without noise, pix2pix's L1 / PSNR / SSIM against the
 paired target, and the CLI path. A fixed 8-d projection stands in for the FID Inception (prism.fid's
 own tests cover the Inception network); generators are exact stand-ins (identity, channel
@@ -23,7 +23,7 @@ from prism.nets.resnet_generator import ResnetGenerator
 from prism.registry import build_network
 from prism.tasks.cyclegan import CycleGANTask
 from prism.tasks.pix2pix import Pix2PixTask, Translator
-from prism.translation_eval import evaluate_paired_translator, evaluate_unpaired_translator
+from prism.evaluation.translation import evaluate_paired_translator, evaluate_unpaired_translator
 
 runner = CliRunner()
 DISTRIBUTION = ("fid", "kid_mean", "kid_std", "mifid")
@@ -198,7 +198,7 @@ def test_cli_cyclegan_eval_end_to_end(cyclegan_dir, photo_folder, tmp_path, fid_
     assert res["direction"] == "BtoA" and res["noise_seed"] == 3 and res["real_from_cache"]
 
 
-def test_cli_without_weights_still_reports_the_cycle(cyclegan_dir, photo_folder, tmp_path, monkeypatch):
+def test_cli_without_weights_reports_the_cycle_and_effnet_distances(cyclegan_dir, photo_folder, tmp_path, monkeypatch):
     monkeypatch.delenv(inc.WEIGHTS_ENV, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     out_json = tmp_path / "eval.json"
@@ -208,7 +208,8 @@ def test_cli_without_weights_still_reports_the_cycle(cyclegan_dir, photo_folder,
     assert result.exit_code == 0, result.output
     assert inc.WEIGHTS_URL in result.output and "never downloads" in result.output
     row = json.loads(out_json.read_text())["rows"]["model"]
-    assert set(row) == {"cycle_l1", "cycle_l1_noisy"}
+    assert set(row) == {"cycle_l1", "cycle_l1_noisy", "fd_effnet_lite0", "kid_effnet_lite0", "kid_effnet_lite0_std",
+                        "mifid_effnet_lite0"}
 
     missing = tmp_path / "nowhere.pth"  # a file the user names must exist
     result = runner.invoke(app, args + ["--inception-weights", str(missing)])

@@ -6,6 +6,10 @@ import numpy as np
 import torch
 from kornia.color import rgb_to_lab
 
+# CycleGAN's robustness probe (validation and `prism eval`): N(0, 0.08) added to the translated
+# image, in [-1, 1] units, before it is reconstructed: a cycle carried by a hidden code breaks.
+CYCLE_NOISE_STD = 0.08
+
 
 def colorfulness(rgb: torch.Tensor) -> torch.Tensor:
     """(B,3,H,W) in [0,1] -> (B,) Hasler-Suesstrunk colourfulness on the 0..255 scale."""

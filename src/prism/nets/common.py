@@ -59,3 +59,16 @@ class BlurredReLU(nn.ReLU):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return binomial_blur(super().forward(x))
+
+
+def pad_for(net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+    """(C,H,W) -> (padded to the net's size multiple and minimum size, (H, W)). Padding goes on the
+    bottom and right by reflection (no hard edge for the network to react to), by replication where
+    the image is too small to reflect."""
+    h, w = x.shape[-2:]
+    m, least = getattr(net, "size_multiple", 1), getattr(net, "min_size", 1)
+    ph, pw = max(-(-h // m) * m, least) - h, max(-(-w // m) * m, least) - w
+    if ph or pw:
+        mode = "reflect" if ph < h and pw < w else "replicate"
+        x = torch.nn.functional.pad(x[None], (0, pw, 0, ph), mode=mode)[0]
+    return x, (h, w)

@@ -20,13 +20,12 @@ from prism.config import ConfigError
 from prism.data.images import DEFAULT_MAX_PIXELS, list_images
 from prism.data.unpaired import UnpairedFolders, epoch_length, spread_holdout
 from prism.losses import AdversarialLoss
-from prism.metrics import Averager
+from prism.metrics import CYCLE_NOISE_STD, Averager
 from prism.registry import TASKS
 from prism.tasks.base import Phase, Task
 from prism.tasks.pix2pix import Translator
 from prism.train.loggers import image_grid
 
-VAL_NOISE_STD = 0.08  # validation's robustness probe: N(0, 0.08) on the translated image, in [-1, 1]
 
 
 # --- DiffAugment (Zhao et al. 2020) -----------------------------------------------------------------------
@@ -272,7 +271,7 @@ class CycleGANTask(Task):
                 fake = self.eval_net(fwd)(real[src])
                 if noise is None:  # a fixed draw, independent of (and not advancing) the training RNG
                     noise = torch.Generator(device=fake.device).manual_seed(0)
-                jitter = torch.randn(fake.shape, generator=noise, device=fake.device) * VAL_NOISE_STD
+                jitter = torch.randn(fake.shape, generator=noise, device=fake.device) * CYCLE_NOISE_STD
                 values[f"cycle_l1_{src}"] = _l1_per_image(self.eval_net(back)(fake), real[src])
                 values[f"cycle_l1_noisy_{src}"] = _l1_per_image(self.eval_net(back)(fake + jitter), real[src])
                 if src == "A":
@@ -295,7 +294,7 @@ class CycleGANTask(Task):
 
     @classmethod
     def evaluate(cls, predictor, data, **kwargs) -> dict:
-        from prism.translation_eval import evaluate_unpaired_translator
+        from prism.evaluation.translation import evaluate_unpaired_translator
         return evaluate_unpaired_translator(predictor, data, **kwargs)
 
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import Dataset
 
 from prism.data.folder import ImageFolder
 from prism.data.images import DEFAULT_MAX_PIXELS, float_to_pil, read_image, to_float
+from prism.nets.common import pad_for
 from prism.registry import TASKS
 from prism.tasks.colorize import ColorizeTask
 from prism.train.loggers import image_grid
@@ -112,7 +112,7 @@ class Pix2PixTask(ColorizeTask):
 
     @classmethod
     def evaluate(cls, predictor, data, **kwargs) -> dict:
-        from prism.translation_eval import evaluate_paired_translator
+        from prism.evaluation.translation import evaluate_paired_translator
         return evaluate_paired_translator(predictor, data, **kwargs)
 
 
@@ -167,16 +167,3 @@ class Translator:
             raise ValueError(f"this {self.task} model translates {' and '.join(self.directions)} only, "
                              f"not {direction!r}")
         return self.generators[direction]
-
-
-def pad_for(net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
-    """(C,H,W) -> (padded to the net's size multiple and minimum size, (H, W)). Padding goes on the
-    bottom and right by reflection (no hard edge for the network to react to), by replication where
-    the image is too small to reflect."""
-    h, w = x.shape[-2:]
-    m, least = getattr(net, "size_multiple", 1), getattr(net, "min_size", 1)
-    ph, pw = max(-(-h // m) * m, least) - h, max(-(-w // m) * m, least) - w
-    if ph or pw:
-        mode = "reflect" if ph < h and pw < w else "replicate"
-        x = F.pad(x[None], (0, pw, 0, ph), mode=mode)[0]
-    return x, (h, w)

@@ -1,4 +1,6 @@
-"""Evaluation loops behind `prism eval TASK`; the metric math lives in prism.metrics."""
+"""Evaluation loops behind `prism eval TASK`, one home for all tasks: colorize, segment and oasis
+here, the translators (CycleGAN, pix2pix) in prism.evaluation.translation. The metric math lives in
+prism.metrics and prism.fid; tasks import these loops, never the other way round."""
 from __future__ import annotations
 
 import resource

@@ -25,9 +25,8 @@ from torch import nn
 from prism.data.images import ImageReadError, list_images, read_image
 from prism.evaluation import model_name, peak_rss_mb
 from prism.fid.metrics import named_scores, optional_feature_network
-from prism.metrics import Averager, paired_metrics
-from prism.tasks.cyclegan import VAL_NOISE_STD
-from prism.tasks.pix2pix import pad_for
+from prism.metrics import CYCLE_NOISE_STD, Averager, paired_metrics
+from prism.nets.common import pad_for
 
 DISTRIBUTION_KEYS = ("fid", "kid_mean", "kid_std", "mifid")
 
@@ -105,7 +104,7 @@ def _resolve_direction(translator, direction: str | None) -> str:
 # --- unpaired (CycleGAN) ---------------------------------------------------------------------------------
 @torch.no_grad()
 def evaluate_unpaired_translator(translator, data, real=None, inception_weights=None, direction: str | None = None,
-                                 limit: int = 0, batch_size: int = 16, noise_std: float = VAL_NOISE_STD,
+                                 limit: int = 0, batch_size: int = 16, noise_std: float = CYCLE_NOISE_STD,
                                  seed: int = 0, feature="inception", cache_dir=None, progress: bool = True) -> dict:
     """Translate the source-domain photos in `data` and score the translations.
 
