@@ -1,7 +1,9 @@
 """Where does a CycleGAN generator's grid come from? Three measurements on the held-out and reserved
 photos of a preset (never trained on), for a saved photo -> Monet model:
 
-1. Checkerboard index per grid period (prism.artifacts) of the translations, beside the photos'.
+1. Checkerboard index per grid period (prism.artifacts) of the translations, beside the photos',
+   an untrained generator of the same layout's, and the first 60 images of each training domain
+   (does the target domain carry a grid of its own, a canvas or JPEG pattern to copy?).
 2. The same weights run with `antialias` switched on at inference (blur before each stride-2
    convolution and after each upsampling stage's ReLU, no retraining): if the grid falls, the
    resampling stages draw it.
@@ -21,7 +23,8 @@ import torch.nn.functional as F
 
 import prism
 from prism.artifacts import checkerboard_index
-from prism.data.images import read_image
+from prism.data.images import list_images, read_image
+from prism.nets.common import init_gan_weights
 from prism.nets.common import binomial_blur
 from prism.nets.resnet_generator import ResnetGenerator
 from prism.tasks import resolve_config
@@ -69,6 +72,16 @@ def main():
             model.generators["AtoB"] = with_antialias(G_AB, spec)
             rows.append(("same weights, antialias at inference", tensors(model.translate_batch(photos, "AtoB", 4))))
             model.generators["AtoB"] = G_AB
+        if spec.get("arch") == "resnet_generator":
+            torch.manual_seed(1)
+            untrained = ResnetGenerator(**{k: v for k, v in spec.items() if k != "arch"})
+            init_gan_weights(untrained)
+            model.generators["AtoB"] = untrained.eval()
+            rows.append(("untrained generator, same layout", tensors(model.translate_batch(photos, "AtoB", 4))))
+            model.generators["AtoB"] = G_AB
+    for domain in ("A", "B"):
+        files = list_images(task.cfg["data"][domain])[:60]
+        rows.append((f"training domain {domain}, first {len(files)}", [torch.from_numpy(read_image(f).rgb).permute(2, 0, 1) for f in files]))
     for name, images in rows:
         print(f"| {name} | " + " | ".join(f"{v:.2f}" for v in per_period(images)) + " |")
 
