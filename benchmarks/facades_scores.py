@@ -23,15 +23,16 @@ from PIL import Image, ImageDraw
 import prism
 from prism.artifacts import artifact_indices
 from prism.data.images import list_images
+from prism.evaluation.translation import split_pair
 from prism.fid.effnet_features import effnet_distances
 from prism.metrics import paired_metrics
 
 
 def halves(path) -> tuple[np.ndarray, np.ndarray]:
-    """A pair image -> (photo = left half, label map = right half), uint8 RGB."""
-    arr = np.asarray(Image.open(path).convert("RGB"))
-    w = arr.shape[1] // 2
-    return arr[:, :w], arr[:, w:]
+    """A pair image -> (photo = left half A, label map = right half B), uint8 HxWx3, split as
+    `prism eval pix2pix` splits it."""
+    chw = torch.from_numpy(np.array(Image.open(path).convert("RGB"))).permute(2, 0, 1)
+    return tuple(half.permute(1, 2, 0).numpy() for half in split_pair(chw))
 
 
 def to_tensor(images) -> torch.Tensor:
@@ -67,7 +68,7 @@ def main():
     test = [halves(f) for f in list_images(Path(args.data) / "test")]
     photos, labels = [t[0] for t in test], [t[1] for t in test]
     mean_colour = np.mean([halves(f)[0].reshape(-1, 3).mean(0) for f in list_images(Path(args.data) / "train")], 0)
-    constant = [np.broadcast_to(mean_colour.round().astype(np.uint8), im.shape) for im in photos]
+    constant = [np.full(im.shape, mean_colour.round(), np.uint8) for im in photos]
     print(f"{len(photos)} test pairs; constant baseline colour {tuple(np.round(mean_colour / 255, 3))}")
 
     outputs = [("constant mean colour", constant)]

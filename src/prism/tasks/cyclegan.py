@@ -27,7 +27,6 @@ from prism.tasks.pix2pix import Translator
 from prism.train.loggers import image_grid
 
 
-
 # --- DiffAugment (Zhao et al. 2020) -----------------------------------------------------------------------
 def _color(x: torch.Tensor) -> torch.Tensor:
     def rand():
