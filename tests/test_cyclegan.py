@@ -141,11 +141,12 @@ def test_untrained_transposed_decoder_shows_a_grid_the_resize_decoder_does_not()
     assert scores["transpose"] > 3 * scores["bilinear"], scores
 
 
-@pytest.mark.parametrize("stage, period", [(0, 4), (1, 2)])
+@pytest.mark.parametrize("stage, period", [("blocks", 8), (0, 4), (1, 2)])
 def test_antialiased_decoder_removes_a_grid_its_upsampling_stage_draws(stage, period):
     """Plant a Nyquist checkerboard at the input of one upsampling stage's ReLU (what the trained
     bilinear model learnt to draw: period 4 in the output from the half-scale stage, 2 from the full
-    one). Without antialias it reaches the output as a grid; with it (same weights) it does not."""
+    one) or on the residual blocks' output (period 8, the diagonal ripple the first antialiased model
+    drew). Without antialias it reaches the output as a grid; with it (same weights) it does not."""
     from prism.artifacts import luminance_spectrum
     from prism.nets.resnet_generator import BlurredReLU
     torch.manual_seed(0)
@@ -156,18 +157,19 @@ def test_antialiased_decoder_removes_a_grid_its_upsampling_stage_draws(stage, pe
         net = ResnetGenerator(ngf=8, n_blocks=1, upsample="bilinear", antialias=antialias)
         relus = [m for m in net.model if isinstance(m, (torch.nn.ReLU, BlurredReLU))][-2:]  # the two up stages
         assert all(isinstance(m, BlurredReLU) == antialias for m in relus)
+        first_upsampling = next(m for m in net.model if isinstance(m, torch.nn.Upsample))
 
         def plant(module, inputs):
             h, w = inputs[0].shape[-2:]
             grid = (torch.arange(h)[:, None] + torch.arange(w)[None, :]) % 2 * 2.0 - 1
             return (inputs[0] + 2.0 * grid,)
-        relus[stage].register_forward_pre_hook(plant)
+        (first_upsampling if stage == "blocks" else relus[stage]).register_forward_pre_hook(plant)
         with torch.no_grad():
             out = (net(x)[0] + 1) / 2
         spectrum = luminance_spectrum(out)  # DC at (64, 64); the planted grid at 128 / period from it
         at = (64 + 128 // period) % 128
         power[antialias] = float(spectrum[at, at] / spectrum.mean())
-    assert power[False] > 100 and power[True] < power[False] / 100, power
+    assert power[False] > 10 and power[True] < power[False] / 100, power  # measured 22 / 0.02 for "blocks"
     # the blurs hold no weights: a model trained without them loads into one with them
     assert list(ResnetGenerator(ngf=4, n_blocks=1, antialias=True).state_dict()) == \
         list(ResnetGenerator(ngf=4, n_blocks=1).state_dict())

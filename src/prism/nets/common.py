@@ -61,6 +61,14 @@ class BlurredReLU(nn.ReLU):
         return binomial_blur(super().forward(x))
 
 
+class BlurredUpsample(nn.Upsample):
+    """Binomial low-pass, then x2 upsampling: the input's own Nyquist pattern (a checkerboard at the
+    lower resolution) is removed before interpolation spreads it into a lattice of the upper one."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(binomial_blur(x))
+
+
 def pad_for(net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
     """(C,H,W) -> (padded to the net's size multiple and minimum size, (H, W)). Padding goes on the
     bottom and right by reflection (no hard edge for the network to react to), by replication where

@@ -14,7 +14,7 @@ over every translation (docs/cyclegan.md). The default stays "transpose", the re
 
 `antialias=True` low-passes around every change of resolution (binomial [1,2,1] blur, zero response
 at Nyquist): before each stride-2 encoder convolution (BlurPool, Zhang 2019) and after the ReLU of
-each upsampling stage. Without it the trained bilinear model still drew a period-4 grid (54.8 vs
+each upsampling stage, and on the residual blocks' output before the first upsampling. Without it the trained bilinear model still drew a period-4 grid (54.8 vs
 4.0 on the input photos at that period) although the same network at initialisation does not (3.7):
 the decoder learnt to make fine texture from the phase of its 1/4-scale grid (a 3x3 convolution
 after bilinear x2 can detect the kinks of the interpolation, which sit on a period-2 lattice). A
@@ -27,7 +27,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from prism.nets.common import BlurredConv2d, BlurredReLU, check_size, init_gan_weights, norm_layer
+from prism.nets.common import BlurredConv2d, BlurredReLU, BlurredUpsample, check_size, init_gan_weights, norm_layer
 from prism.registry import NETWORKS
 
 N_DOWNSAMPLING = 2  # fixed in the reference; inputs must be divisible by 2**2
@@ -87,7 +87,10 @@ class ResnetGenerator(nn.Module):
                 layers.append(nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, 3, stride=2, padding=1,
                                                  output_padding=1, bias=use_bias))
             else:
-                layers += [nn.Upsample(scale_factor=2, mode="nearest" if upsample == "resize" else "bilinear"),
+                # The first upsampling blurs the residual blocks' output first: their 1/4-scale
+                # checkerboard is an 8-px diagonal ripple in the output, period 4 after the ReLUs.
+                up = BlurredUpsample if antialias and i == 0 else nn.Upsample
+                layers += [up(scale_factor=2, mode="nearest" if upsample == "resize" else "bilinear"),
                            nn.ReflectionPad2d(1),
                            nn.Conv2d(ngf * mult, ngf * mult // 2, 3, bias=use_bias)]
             layers += [norm_layer(norm, ngf * mult // 2), BlurredReLU() if antialias else nn.ReLU(True)]
