@@ -178,3 +178,15 @@ def test_saved_model_card_carries_its_training_data_licence(tmp_path):
     assert "Painter Myself" in json.loads((save_model(tmp_path / "u", {"G": net}, unpaired) / "card.json").read_text())["license"]
     own = {**card, "license": "mine"}
     assert json.loads((save_model(tmp_path / "o", {"G": net}, own) / "card.json").read_text())["license"] == "mine"
+
+
+def test_limit_threads_bounds_torch_and_opencv():
+    import cv2
+    from prism.runtime import limit_threads
+    before = torch.get_num_threads(), cv2.getNumThreads()
+    try:
+        limit_threads(1)
+        assert (torch.get_num_threads(), cv2.getNumThreads()) == (1, 1)
+    finally:
+        torch.set_num_threads(before[0])
+        cv2.setNumThreads(before[1])

@@ -47,3 +47,18 @@ def feature_matching_loss(fake_feats: list[torch.Tensor], real_feats: list[torch
     """L1 between discriminator features of fake and real (pix2pixHD): a perceptual loss that needs
     no pretrained network."""
     return sum(F.l1_loss(f, r.detach()) for f, r in zip(fake_feats, real_feats)) / max(len(fake_feats), 1)
+
+
+def input_gradients(output: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    """d output.sum() / d inputs with the graph kept (gradient penalties such as R1), allowed
+    through Fabric's wrapped modules: under mixed precision Fabric rejects any backward pass that
+    is not fabric.backward, but this inner gradient is part of the loss that fabric.backward then
+    scales and reduces, so it is taken with Fabric's flag raised."""
+    import lightning_fabric.wrappers as fabric_wrappers  # lazily: inference needs no Fabric
+    before = fabric_wrappers._in_fabric_backward
+    fabric_wrappers._in_fabric_backward = True
+    try:
+        (grad,) = torch.autograd.grad(output.sum(), inputs, create_graph=True)
+    finally:
+        fabric_wrappers._in_fabric_backward = before
+    return grad

@@ -17,8 +17,8 @@ def run_server(**options) -> None:
     if config.torch_threads:
         # process-wide, so set here and not in create_app: on a CPU shared with other work,
         # fewer threads avoid oversubscription (measured: 1 thread 10x faster than 2 beside training)
-        import torch
-        torch.set_num_threads(config.torch_threads)
+        from prism.runtime import limit_threads
+        limit_threads(config.torch_threads)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     store = ModelStore.discover(config.models_dir, bundled=config.bundled, device=config.device)
     if not store.models:

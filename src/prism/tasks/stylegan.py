@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from prism.config import ConfigError
 from prism.data.folder import ImageFolder
+from prism.losses import input_gradients
 from prism.metrics import Averager
 from prism.registry import TASKS
 from prism.restore.projector import card_fallbacks
@@ -202,7 +203,6 @@ def face_folder(root, size: int, flip: bool, max_pixels: int) -> ImageFolder:
 def r1_penalty(D, reals: torch.Tensor, diffaugment: str = "") -> torch.Tensor:
     """||grad_x D(aug(x))||^2 per real image, with the graph kept so the penalty can be trained on
     (the gradient is taken at the un-augmented image, as stylegan2-ada does)."""
-    from prism.train.trainer import input_gradients
     reals = reals.detach().requires_grad_(True)
     grad = input_gradients(D(diff_augment(reals, diffaugment)), reals)
     return grad.to(torch.promote_types(grad.dtype, torch.float32)).square().sum(dim=(1, 2, 3))  # half -> float

@@ -24,6 +24,7 @@ from prism import config as C
 from prism.data.folder import collate
 from prism.data.sampling import ResumableSampler
 from prism.modelio import init_weights
+from prism.runtime import check_devices, limit_threads
 from prism.tasks import task_class
 from prism.train import checkpoint as ckpt
 from prism.train import faults
@@ -36,25 +37,6 @@ class TrainingStopped(RuntimeError):
     """The run ended early for a reason the user must act on (non-finite loss)."""
 
 
-def check_devices(t: dict) -> None:
-    """Fail with the fix, before any process starts, where a multi-process run could only hang or
-    crash later: more CPU processes than cores, a MASTER_PORT already taken."""
-    devices = t["devices"]
-    if t["accelerator"] == "cpu" and isinstance(devices, int) and devices > (os.cpu_count() or 1):
-        raise C.ConfigError(f"train.devices={devices} CPU processes, but this machine has {os.cpu_count()} cores: "
-                            f"use --devices {os.cpu_count()} or fewer")
-    port = os.environ.get("MASTER_PORT")
-    # one machine only: on a worker node MASTER_ADDR is another machine's, nothing to bind here
-    if port and devices != 1 and t["num_nodes"] == 1 and "LOCAL_RANK" not in os.environ:
-        import socket
-        with socket.socket() as sock:
-            try:
-                sock.bind((os.environ.get("MASTER_ADDR", "127.0.0.1"), int(port)))
-            except OSError:
-                raise C.ConfigError(f"MASTER_PORT={port} is in use (another run?): set MASTER_PORT to a free "
-                                    f"port, or unset it to let PRISM pick one") from None
-
-
 class Trainer:
     def __init__(self, cfg: dict, runs_dir: str | Path = "runs", resume: str | Path | None = None,
                  progress: bool = True):
@@ -62,7 +44,7 @@ class Trainer:
         self.resume_dir = Path(resume) if resume else None
         t = cfg["train"]
         if t["torch_threads"]:
-            torch.set_num_threads(t["torch_threads"])
+            limit_threads(t["torch_threads"])
         check_devices(t)
         strategy = "auto"
         if t["devices"] != 1 or t["num_nodes"] > 1:
@@ -449,18 +431,3 @@ def _own_generator(seed: int) -> torch.Generator:
     """DataLoader iterators draw a worker seed from the *global* RNG unless given their own;
     that would shift dropout noise whenever a loader is (re)created and break exact resume."""
     return torch.Generator().manual_seed(seed)
-
-
-def input_gradients(output: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
-    """d output.sum() / d inputs with the graph kept (gradient penalties such as R1), allowed
-    through Fabric's wrapped modules: under mixed precision Fabric rejects any backward pass that
-    is not fabric.backward, but this inner gradient is part of the loss that fabric.backward then
-    scales and reduces, so it is taken with Fabric's flag raised."""
-    import lightning_fabric.wrappers as fabric_wrappers
-    before = fabric_wrappers._in_fabric_backward
-    fabric_wrappers._in_fabric_backward = True
-    try:
-        (grad,) = torch.autograd.grad(output.sum(), inputs, create_graph=True)
-    finally:
-        fabric_wrappers._in_fabric_backward = before
-    return grad
