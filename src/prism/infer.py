@@ -86,6 +86,17 @@ def unclaimed(dst: Path, claimed: set[Path]) -> Path:
     return candidate
 
 
+# One set of encoder settings for files and the web service. PNG level 3: most of level 6's size at
+# a fraction of its time (a 12-MP photo); JPEG/WebP 95: no visible loss on colour edges.
+ENCODE_OPTIONS = {"png": {"compress_level": 3}, "jpeg": {"quality": 95}, "webp": {"quality": 95}}
+
+
+def encode_options(suffix: str) -> dict:
+    """PIL save() keywords for a file suffix or format name ('.jpg', 'jpeg', 'PNG', ...)."""
+    name = suffix.lower().lstrip(".")
+    return ENCODE_OPTIONS.get("jpeg" if name == "jpg" else name, {})
+
+
 def output_path(img: Image.Image, path: Path) -> Path:
     if img.mode == "RGBA" and path.suffix.lower() in (".jpg", ".jpeg", ".bmp"):
         return path.with_suffix(".png")  # keep the alpha channel
@@ -99,9 +110,8 @@ def save_image(img: Image.Image, path: Path, report: RunReport | None = None) ->
     if report is not None and path.exists():
         report.replaced.append(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    kwargs = {"quality": 95} if path.suffix.lower() in (".jpg", ".jpeg", ".webp") else {}
     tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
-    img.save(tmp, **kwargs)
+    img.save(tmp, **encode_options(path.suffix))
     tmp.replace(path)
     return path
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from PIL import Image, UnidentifiedImageError
 
 from prism.data.images import ImageReadError, LoadedImage, read_image_bytes
+from prism.infer import encode_options
 from prism.serve.errors import ServeError
 
 # PIL names of the formats we decode; MPO is how PIL names most phone-camera JPEGs
@@ -78,9 +79,9 @@ def encode(image: Image.Image, fmt: str) -> bytes:
             flat = Image.new("RGB", image.size, "white")
             flat.paste(image, mask=image.getchannel("A"))
             image = flat
-        image.convert("RGB").save(buf, "JPEG", quality=92)
+        image.convert("RGB").save(buf, "JPEG", **encode_options("jpeg"))
     else:
-        image.save(buf, "PNG", compress_level=3)  # 3: most of level 6's size at a fraction of the time
+        image.save(buf, "PNG", **encode_options("png"))
     return buf.getvalue()
 
 
