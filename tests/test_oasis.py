@@ -266,11 +266,15 @@ def test_trains_on_cityscapes_official_layout_with_instances(shared_data, tmp_pa
 # --- synthesis ---------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def random_model(tmp_path_factory, scenes):
+    return _random_model(tmp_path_factory, scenes)
+
+
+def _random_model(tmp_path_factory, scenes, **G_options):
     """A tiny generator with PyTorch's default-scale random weights (an untrained OASIS init is
     nearly constant, which would hide what the noise does), its spectral-norm estimates and
     batch-norm statistics brought up to date as training would."""
     torch.manual_seed(0)
-    spec = {"arch": "oasis_generator", "label_channels": 3, **TINY_NETS["G"]}
+    spec = {"arch": "oasis_generator", "label_channels": 3, **TINY_NETS["G"], **G_options}
     G = OASISGenerator(**{k: v for k, v in spec.items() if k != "arch"})
     for m in G.modules():
         if isinstance(m, nn.Conv2d):
@@ -311,8 +315,10 @@ def test_synthesize_keeps_size_and_pads_without_resampling(random_model):
         synth.synthesize(torch.full((32, 64), 7))
 
 
-def test_seeds_differ_and_class_resampling_stays_within_the_receptive_field(random_model):
-    synth = prism.load_model(random_model)
+@pytest.mark.parametrize("upsample, expected_radius", [("nearest", 12), ("bilinear", 14)])
+def test_seeds_differ_and_class_resampling_stays_within_the_receptive_field(upsample, expected_radius, tmp_path_factory,
+                                                                              scenes):
+    synth = prism.load_model(_random_model(tmp_path_factory, scenes, upsample=upsample))
     label = torch.zeros(32, 64, dtype=torch.long)
     label[:, :10] = 1  # the region to re-draw: columns 0..9
     label[20:, 40:] = 2
@@ -320,7 +326,7 @@ def test_seeds_differ_and_class_resampling_stays_within_the_receptive_field(rand
     assert np.array_equal(first, again) and np.abs(first - other).mean() > 2
 
     radius = synth.G.receptive_radius()
-    assert radius == 12  # 2 blocks: 5 * 2 + 2 * 1
+    assert radius == expected_radius  # 2 blocks: 5 * 2 + 2 * 1, and 2 * 2 - 2 for bilinear upsampling
     redrawn = np.asarray(synth.synthesize(label, seed=5, resample_class="grass", base_seed=0), dtype=np.int16)
     changed = (redrawn != first).any(-1)
     assert changed[:, :10].mean() > 0.5  # the region itself is re-drawn

@@ -82,15 +82,16 @@ class OASISGenerator(nn.Module):
 
     def __init__(self, label_channels: int, z_dim: int = 64, width: int = 64, n_blocks: int = 6,
                  spade_hidden: int = 128, norm: str = "batch", spectral_norm: bool = True,
-                 noise: str = "vector", label_resize: str = "nearest"):
+                 noise: str = "vector", label_resize: str = "nearest", upsample: str = "nearest"):
         super().__init__()
         if n_blocks < 1:
             raise ValueError(f"n_blocks must be at least 1, got {n_blocks}")
-        if noise not in ("vector", "pixel") or label_resize not in ("nearest", "area"):
-            raise ValueError(f"noise must be 'vector' or 'pixel' and label_resize 'nearest' or 'area'; "
-                             f"got {noise!r}, {label_resize!r}")
+        if noise not in ("vector", "pixel") or label_resize not in ("nearest", "area") \
+                or upsample not in ("nearest", "bilinear"):
+            raise ValueError(f"noise must be 'vector' or 'pixel', label_resize 'nearest' or 'area' and upsample "
+                             f"'nearest' or 'bilinear'; got {noise!r}, {label_resize!r}, {upsample!r}")
         self.label_channels, self.z_dim, self.n_blocks = label_channels, z_dim, n_blocks
-        self.noise, self.label_resize = noise, label_resize
+        self.noise, self.label_resize, self.upsample = noise, label_resize, upsample
         self.size_multiple = 2 ** (n_blocks - 1)
         # the paper's [16, 16, 16, 8, 4, 2, 1] x width for 6 blocks: at most 16x, halving towards the output
         channels = [width * min(16, 2 ** (n_blocks - i)) for i in range(n_blocks + 1)]
@@ -123,8 +124,18 @@ class OASISGenerator(nn.Module):
         for i, block in enumerate(self.body):
             x = block(x, conds[i])
             if i < self.n_blocks - 1:
-                x = F.interpolate(x, scale_factor=2, mode="nearest")
+                x = self._upsample(x)
         return torch.tanh(self.conv_img(F.leaky_relu(x, 0.2)))
+
+    def _upsample(self, x: torch.Tensor) -> torch.Tensor:
+        """x2 between blocks. 'nearest' (the paper's) copies each pixel into a 2x2 block, and a
+        small G learnt to draw texture from that lattice: windows in rows, tiled road and the
+        column stripes (with the CamVid model's weights, bilinear at inference alone takes the
+        stripe index from 1.78 to 1.23, the real photos' 1.22, and the windows go with it:
+        docs/oasis.md). 'bilinear' leaves no lattice, so texture must come from noise and labels."""
+        if self.upsample == "bilinear":
+            return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+        return F.interpolate(x, scale_factor=2, mode="nearest")
 
     def _condition(self, semantic: torch.Tensor, noise: torch.Tensor, size) -> torch.Tensor:
         """Noise + labels at one scale. Noise is subsampled (nearest keeps its per-pixel spread);
@@ -153,6 +164,8 @@ class OASISGenerator(nn.Module):
         s_0 - 1 pixels; there at most 4 chained 3x3 convs act on it (SPADE's shared and gamma/beta
         convs, then conv_0 and conv_1), each spreading it by s_0; every later block adds conv_0
         and conv_1 (2 s_i; SPADE's convs there only start shorter paths); nearest upsampling
-        spreads nothing and the output conv adds 1: 5 s_0 + 2 (s_1 + ... + s_last) in all."""
+        spreads nothing and the output conv adds 1: 5 s_0 + 2 (s_1 + ... + s_last) in all. Bilinear
+        upsampling after block i reads the neighbouring pixel too: s_i more each time (2 s_0 - 2 in all)."""
         coarse = 2 ** (self.n_blocks - 1)
-        return 5 * coarse + 2 * (coarse - 1)
+        interpolation = 2 * coarse - 2 if self.upsample == "bilinear" else 0
+        return 5 * coarse + 2 * (coarse - 1) + interpolation
