@@ -136,9 +136,21 @@ def main():
     p.add_argument("--sheet", type=Path)
     p.add_argument("--probe", type=Path, help="write the stripe probe picture here")
     p.add_argument("--json", type=Path)
+    p.add_argument("--bilinear-probe", action="store_true",
+                   help="also score each nearest-upsampling model with bilinear upsampling swapped in at inference "
+                        "(same weights): does its texture come from nearest's 2x2 lattice?")
     a = p.parse_args()
     segmenter = prism.load_model(a.segmenter)
     synths = [prism.load_model(m) for m in a.models]
+    if a.bilinear_probe:  # each probe right after its model; the last model keeps the seed-1 column
+        names, models = [], []
+        for name, synth in zip(a.models, synths):
+            names.append(name), models.append(synth)
+            if synth.G.upsample == "nearest" and name != a.models[-1]:
+                swapped = prism.load_model(name)
+                swapped.G.upsample = "bilinear"
+                names.append(f"{name} (bilinear at inference)"), models.append(swapped)
+        a.models, synths = names, models
     ds = labelled_set(synths[0].card, a.data / "val", a.data / "valannot")
     samples = [ds[i] for i in range(len(ds) if not a.limit else min(a.limit, len(ds)))]
     reals = [s["image"] for s in samples]
