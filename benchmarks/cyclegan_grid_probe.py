@@ -4,9 +4,9 @@ photos of a preset (never trained on), for a saved photo -> Monet model:
 1. Checkerboard index per grid period (prism.artifacts) of the translations, beside the photos',
    an untrained generator of the same layout's, and the first 60 images of each training domain
    (does the target domain carry a grid of its own, a canvas or JPEG pattern to copy?).
-2. The same weights run with `antialias` switched on at inference (blur before each stride-2
-   convolution and after each upsampling stage's ReLU, no retraining): if the grid falls, the
-   resampling stages draw it.
+2. The same weights run with `antialias` and `blur_bottleneck` switched on at inference (blur
+   before each stride-2 convolution, after each upsampling stage's ReLU and on the residual blocks'
+   output; no retraining): if the grid falls, the resampling stages draw it.
 3. Steganography check (Chu et al. 2017, "CycleGAN, a master of steganography"): the cycle error
    A -> B -> A when the intermediate image is shifted by 1, 2 or 4 px, blurred, or given faint
    noise. If the grid carried hidden detail for the way back, these would raise the error.
@@ -38,8 +38,8 @@ def per_period(images: list[torch.Tensor]) -> list[float]:
 
 
 def with_antialias(G: torch.nn.Module, spec: dict) -> ResnetGenerator:
-    options = {k: v for k, v in spec.items() if k not in ("arch", "antialias")}
-    net = ResnetGenerator(**options, antialias=True).eval()
+    options = {k: v for k, v in spec.items() if k not in ("arch", "antialias", "blur_bottleneck")}
+    net = ResnetGenerator(**options, antialias=True, blur_bottleneck=True).eval()
     net.load_state_dict(G.state_dict())
     return net
 
@@ -68,9 +68,10 @@ def main():
     rows = [("input photos", tensors(photos))]
     with torch.no_grad():
         rows.append(("translations", tensors(model.translate_batch(photos, "AtoB", 4))))
-        if spec.get("arch") == "resnet_generator" and not spec.get("antialias"):
+        if spec.get("arch") == "resnet_generator" and not (spec.get("antialias") and spec.get("blur_bottleneck")):
             model.generators["AtoB"] = with_antialias(G_AB, spec)
-            rows.append(("same weights, antialias at inference", tensors(model.translate_batch(photos, "AtoB", 4))))
+            rows.append(("same weights, antialias + blur_bottleneck at inference",
+                         tensors(model.translate_batch(photos, "AtoB", 4))))
             model.generators["AtoB"] = G_AB
         if spec.get("arch") == "resnet_generator":
             torch.manual_seed(1)

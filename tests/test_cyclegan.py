@@ -154,7 +154,7 @@ def test_antialiased_decoder_removes_a_grid_its_upsampling_stage_draws(stage, pe
     power = {}
     for antialias in (False, True):
         torch.manual_seed(1)
-        net = ResnetGenerator(ngf=8, n_blocks=1, upsample="bilinear", antialias=antialias)
+        net = ResnetGenerator(ngf=8, n_blocks=1, upsample="bilinear", antialias=antialias, blur_bottleneck=antialias)
         relus = [m for m in net.model if isinstance(m, (torch.nn.ReLU, BlurredReLU))][-2:]  # the two up stages
         assert all(isinstance(m, BlurredReLU) == antialias for m in relus)
         first_upsampling = next(m for m in net.model if isinstance(m, torch.nn.Upsample))
@@ -171,7 +171,7 @@ def test_antialiased_decoder_removes_a_grid_its_upsampling_stage_draws(stage, pe
         power[antialias] = float(spectrum[at, at] / spectrum.mean())
     assert power[False] > 10 and power[True] < power[False] / 100, power  # measured 22 / 0.02 for "blocks"
     # the blurs hold no weights: a model trained without them loads into one with them
-    assert list(ResnetGenerator(ngf=4, n_blocks=1, antialias=True).state_dict()) == \
+    assert list(ResnetGenerator(ngf=4, n_blocks=1, antialias=True, blur_bottleneck=True).state_dict()) == \
         list(ResnetGenerator(ngf=4, n_blocks=1).state_dict())
 
 

@@ -14,13 +14,19 @@ over every translation (docs/cyclegan.md). The default stays "transpose", the re
 
 `antialias=True` low-passes around every change of resolution (binomial [1,2,1] blur, zero response
 at Nyquist): before each stride-2 encoder convolution (BlurPool, Zhang 2019) and after the ReLU of
-each upsampling stage, and on the residual blocks' output before the first upsampling. Without it the trained bilinear model still drew a period-4 grid (54.8 vs
+each upsampling stage. Without it the trained bilinear model still drew a period-4 grid (54.8 vs
 4.0 on the input photos at that period) although the same network at initialisation does not (3.7):
 the decoder learnt to make fine texture from the phase of its 1/4-scale grid (a 3x3 convolution
 after bilinear x2 can detect the kinks of the interpolation, which sit on a period-2 lattice). A
 period-2 pattern at the half-scale stage is period 4 in the output; the blur removes it there, and
 the final 7x7 convolution, being linear, cannot put it back. The blurs hold no weights, so the state
 dict keys stay the reference's and a model trained without them loads (`train.init_from`).
+
+`blur_bottleneck=True` also low-passes the residual blocks' output before the first upsampling.
+With `antialias` alone the trained model moved its texture to the 1/4-scale stage's own Nyquist
+pattern, a checkerboard there that is an 8-px diagonal ripple in the output (period 4 after the
+ReLUs; the blur at inference alone takes that model's period-4 index from 19.4 to 7.2, the photos'
+3.9). A separate flag, so models trained without it keep their outputs.
 """
 from __future__ import annotations
 
@@ -64,7 +70,7 @@ class ResnetGenerator(nn.Module):
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, n_blocks: int = 9,
                  norm: str = "instance", dropout: float = 0.0, upsample: str = "transpose",
-                 antialias: bool = False):
+                 antialias: bool = False, blur_bottleneck: bool = False):
         super().__init__()
         if n_blocks < 0:
             raise ValueError(f"n_blocks must be >= 0, got {n_blocks}")
@@ -87,9 +93,7 @@ class ResnetGenerator(nn.Module):
                 layers.append(nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, 3, stride=2, padding=1,
                                                  output_padding=1, bias=use_bias))
             else:
-                # The first upsampling blurs the residual blocks' output first: their 1/4-scale
-                # checkerboard is an 8-px diagonal ripple in the output, period 4 after the ReLUs.
-                up = BlurredUpsample if antialias and i == 0 else nn.Upsample
+                up = BlurredUpsample if blur_bottleneck and i == 0 else nn.Upsample
                 layers += [up(scale_factor=2, mode="nearest" if upsample == "resize" else "bilinear"),
                            nn.ReflectionPad2d(1),
                            nn.Conv2d(ngf * mult, ngf * mult // 2, 3, bias=use_bias)]
