@@ -224,11 +224,11 @@ def _nets_from_run(run_dir: Path, device: str, checkpoint: Path | None = None):
     return nets, card
 
 
-def export_run(run_dir: str | Path, out_dir: str | Path | None = None, dtype=torch.float32,
-               checkpoint: str | Path | None = None) -> Path:
-    """A run's best (else latest) checkpoint, or the one given -> a saved model directory (default: RUN/model)."""
+def export_run(run_dir: str | Path, out_dir: str | Path | None = None, dtype=torch.float32) -> Path:
+    """A run's best (else latest) checkpoint -> a saved model directory (default: RUN/model). One
+    checkpoint of a run: `load_nets(CHECKPOINT)` or `prism export --model RUN/checkpoints/step-N.pt`."""
     run_dir = Path(run_dir)
-    nets, card = _nets_from_run(run_dir, "cpu", Path(checkpoint) if checkpoint else None)
+    nets, card = _nets_from_run(run_dir, "cpu")
     return save_model(out_dir or run_dir / "model", nets, card, dtype=dtype)
 
 
