@@ -143,14 +143,14 @@ def main():
     segmenter = prism.load_model(a.segmenter)
     synths = [prism.load_model(m) for m in a.models]
     if a.bilinear_probe:  # each probe right after its model; the last model keeps the seed-1 column
-        names, models = [], []
-        for name, synth in zip(a.models, synths):
-            names.append(name), models.append(synth)
-            if synth.G.upsample == "nearest" and name != a.models[-1]:
+        probed = []
+        for i, (name, synth) in enumerate(zip(a.models, synths)):
+            probed.append((name, synth))
+            if synth.G.upsample == "nearest" and i < len(a.models) - 1:
                 swapped = prism.load_model(name)
                 swapped.G.upsample = "bilinear"
-                names.append(f"{name} (bilinear at inference)"), models.append(swapped)
-        a.models, synths = names, models
+                probed.append((f"{name} (bilinear at inference)", swapped))
+        a.models, synths = [n for n, _ in probed], [s for _, s in probed]
     ds = labelled_set(synths[0].card, a.data / "val", a.data / "valannot")
     samples = [ds[i] for i in range(len(ds) if not a.limit else min(a.limit, len(ds)))]
     reals = [s["image"] for s in samples]

@@ -76,6 +76,8 @@ class ResnetGenerator(nn.Module):
             raise ValueError(f"n_blocks must be >= 0, got {n_blocks}")
         if upsample not in UPSAMPLING:
             raise ValueError(f"upsample must be one of {', '.join(UPSAMPLING)}, got {upsample!r}")
+        if blur_bottleneck and upsample == "transpose":
+            raise ValueError("blur_bottleneck blurs before an x2 resize: use upsample 'resize' or 'bilinear'")
         # The reference gives convs a bias only with instance norm (batch norm has its own shift).
         use_bias = norm != "batch"
         layers = [nn.ReflectionPad2d(3), nn.Conv2d(in_channels, ngf, 7, bias=use_bias), norm_layer(norm, ngf),

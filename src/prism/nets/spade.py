@@ -131,7 +131,7 @@ class OASISGenerator(nn.Module):
         """x2 between blocks. 'nearest' (the paper's) copies each pixel into a 2x2 block, and a
         small G learnt to draw texture from that lattice: windows in rows, tiled road and the
         column stripes (with the CamVid model's weights, bilinear at inference alone takes the
-        stripe index from 1.78 to 1.23, the real photos' 1.22, and the windows go with it:
+        stripe index from 1.78 to 1.24, the real photos' 1.26, and the windows go with it:
         docs/oasis.md). 'bilinear' leaves no lattice, so texture must come from noise and labels."""
         if self.upsample == "bilinear":
             return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
