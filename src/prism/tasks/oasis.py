@@ -396,7 +396,9 @@ def synthesize_files(synth: Synthesizer, inputs, out_dir, file_format: str | Non
                 label, instance = synth.read_label(src, decoding)
                 img = synth.synthesize(label, seed, resample_class, base_seed, instance, render_size)
                 report.written.append(save_image(img, dst, report))
-            except (ImageReadError, DataError) as e:
+            except ImageReadError as e:
+                report.failed.append((src, e.reason))  # the summary names the file itself
+            except DataError as e:
                 report.failed.append((src, str(e)))
             advance(bar, task, report, len(report.written), 1)
     return report
