@@ -3,6 +3,10 @@ untranslated photos: checkerboard and stripe indices (prism.artifacts, medians o
 "Monet-ness" share: a linear head on ImageNet EfficientNet-Lite0 features (prism.fid.effnet_features)
 trained on the shared Monet paintings against 200 of the preset's reserved photos
 (data.reserve: never seen by the translator), asked which translated photos it calls Monet.
+A second judge, the same linear head on pixel statistics (Lab colour moments and histograms,
+gradient, Laplacian and stroke-orientation statistics at three scales), shares nothing with the
+EfficientNet: a translator trained against a discriminator on that backbone
+(configs/cyclegan/cpu-effd.yaml) could please the first judge without looking painted.
 The other 100 reserved photos and the 8 held-out ones are the ones scored. The head's own 5-fold
 accuracy is printed first, so a share can be read against how well the head tells the domains apart.
 
@@ -60,6 +64,39 @@ def cross_validated_accuracy(x, y, folds: int = 5) -> float:
     return correct / len(x)
 
 
+def pixel_statistics(images) -> torch.Tensor:
+    """(N, 75) hand-made features of uint8 RGB images: colour (Lab moments, chroma, 8-bin histograms
+    of L*, a*, b*) and texture at 1, 1/2 and 1/4 scale (gradient magnitude percentiles, Laplacian
+    energy, and structure-tensor coherence: how much the local gradients share one direction, i.e.
+    strokes)."""
+    import kornia
+    import torch.nn.functional as F
+    rows = []
+    for im in images:
+        x = chw(np.asarray(im))[None]
+        x = F.interpolate(x, size=(256, 256), mode="bilinear", antialias=True, align_corners=False)
+        lab = kornia.color.rgb_to_lab(x)[0]
+        L, a, b = lab
+        chroma = (a.square() + b.square()).sqrt()
+        f = []
+        for ch, lo, hi in ((L, 0, 100), (a, -60, 60), (b, -60, 60)):
+            f += [ch.mean(), ch.std(), *torch.quantile(ch.flatten(), torch.tensor([0.05, 0.5, 0.95]))]
+            f += list(torch.histc(ch, 8, lo, hi) / ch.numel())
+        f += [chroma.mean(), chroma.std()]
+        lum = L[None, None] / 100
+        for _ in range(3):
+            gy, gx = kornia.filters.spatial_gradient(lum)[0, 0]
+            mag = (gx.square() + gy.square()).sqrt()
+            lap = kornia.filters.laplacian(lum, 3)
+            jxx, jyy, jxy = (kornia.filters.box_blur(t[None, None], (7, 7)) for t in (gx * gx, gy * gy, gx * gy))
+            coherence = ((jxx - jyy).square() + 4 * jxy.square()).sqrt() / (jxx + jyy + 1e-6)
+            f += [*torch.quantile(mag.flatten(), torch.tensor([0.25, 0.5, 0.75, 0.95])), lap.square().mean().sqrt(),
+                  coherence.mean(), (mag > 0.05).float().mean()]
+            lum = F.avg_pool2d(lum, 2)
+        rows.append(torch.stack([torch.as_tensor(v, dtype=torch.float32) for v in f]))
+    return torch.stack(rows)
+
+
 def chw(image) -> torch.Tensor:
     arr = np.asarray(image, dtype=np.float32)
     return torch.from_numpy(arr / 255.0 if arr.max() > 1.5 else arr).permute(2, 0, 1)
@@ -83,6 +120,10 @@ def contact_sheet(columns: list[tuple[str, list[np.ndarray]]], path: str, crop=(
     sheet.save(path)
 
 
+def read_rgb(files) -> list[np.ndarray]:
+    return [(read_image(f).rgb * 255).round().astype(np.uint8) for f in files]
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("models", nargs="+")
@@ -104,10 +145,13 @@ def main():
     print(f"Monet-ness head: {len(monets)} paintings vs {len(head_photos)} reserved photos, "
           f"5-fold accuracy {cross_validated_accuracy(x, y):.3f}")
     is_monet = fit_linear_head(x, y)
+    px = torch.cat([pixel_statistics(read_rgb(monets)), pixel_statistics(read_rgb(head_photos))])
+    print(f"pixel-statistics judge: same images, 5-fold accuracy {cross_validated_accuracy(px, y):.3f}")
+    is_monet_px = fit_linear_head(px, y)
 
     rows = []
     for label, files in ((f"held-out photos ({len(held_out)})", held_out), (f"reserved photos ({len(scored)})", scored)):
-        photos = [(read_image(f).rgb * 255).round().astype(np.uint8) for f in files]
+        photos = read_rgb(files)
         sets = [("input photos", photos)]
         for m in args.models:
             sets.append((m, prism.load_model(m).translate_batch(photos, "AtoB", 8)))
@@ -119,12 +163,14 @@ def main():
             ind = artifact_indices(tensors)
             # per grid period: a generator's own grid sits at the period of its resampling path
             by_period = [float(np.median([checkerboard_index(t, (p,)) for t in tensors])) for p in (2, 4, 8)]
-            share = float(is_monet(feats(arrays)).float().mean())
-            rows.append((label, name, ind["checkerboard"], *by_period, ind["stripe"], share))
-    print("| photos | images | checkerboard | period 2 | period 4 | period 8 | stripe | called Monet |")
-    print("|---|---|---|---|---|---|---|---|")
-    for label, name, *numbers, share in rows:
-        print(f"| {label} | {name} | " + " | ".join(f"{v:.2f}" for v in numbers) + f" | {share:.2f} |")
+            shares = [float(is_monet(feats(arrays)).float().mean()),
+                      float(is_monet_px(pixel_statistics(arrays)).float().mean())]
+            rows.append((label, name, ind["checkerboard"], *by_period, ind["stripe"], *shares))
+    print("| photos | images | checkerboard | period 2 | period 4 | period 8 | stripe | called Monet (EffNet) "
+          "| called Monet (pixel statistics) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for label, name, *numbers in rows:
+        print(f"| {label} | {name} | " + " | ".join(f"{v:.2f}" for v in numbers) + " |")
 
 
 if __name__ == "__main__":

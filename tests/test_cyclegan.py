@@ -320,3 +320,20 @@ def test_translate_cli(cyclegan_model, photo_folder, tmp_path):
 def test_blur_bottleneck_refuses_the_transposed_decoder():
     with pytest.raises(ValueError, match="blur_bottleneck .* 'resize' or 'bilinear'"):
         ResnetGenerator(ngf=4, n_blocks=1, upsample="transpose", blur_bottleneck=True)
+
+
+def test_projected_discriminator_trains_as_d_b_with_its_encoder_frozen(photo_folder, tmp_path):
+    """effnet_patch_discriminator is a drop-in for the PatchGAN: one realness logit per pixel; in
+    training only its decoder learns, the ImageNet encoder (weights and batch statistics) stays."""
+    from prism.nets.effnet_discriminator import EffNetPatchDiscriminator
+    D = EffNetPatchDiscriminator(width=8, pixel_width=4, pretrained_encoder=None)
+    assert D(torch.zeros(2, 3, 32, 64)).shape == (2, 1, 32, 64)
+    cfg = tiny_cyclegan_config(photo_folder / "a", photo_folder / "b", steps=3, val_every=1, sample_every=1,
+                               ckpt_every=1, keep_every=1, loss={"diffaugment": "translation"})
+    cfg["nets"]["D_B"] = {"arch": "effnet_patch_discriminator", "width": 8, "pixel_width": 4, "pretrained_encoder": None}
+    run = Trainer(cfg, runs_dir=tmp_path, progress=False).fit()
+    before, after = (ckpt.load_checkpoint(run / "checkpoints" / f"step-000000{i}.pt")["nets"]["D_B"] for i in (1, 3))
+    encoder = [k for k in before if k.startswith("encoder.")]
+    assert encoder and all(torch.equal(before[k], after[k]) for k in encoder)
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("out."))
+    assert resolve_config("configs/cyclegan/cpu-effd.yaml", [])["nets"]["D_B"]["arch"] == "effnet_patch_discriminator"

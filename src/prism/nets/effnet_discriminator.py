@@ -69,3 +69,17 @@ class EffNetSegDiscriminator(nn.Module):
             y = self.smooth[i](F.leaky_relu(up + self.lateral[i](feats[i]), 0.2))
         y = F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False)
         return self.out(torch.cat([y, self.pixel(x)], 1))
+
+
+@NETWORKS.register("effnet_patch_discriminator")
+class EffNetPatchDiscriminator(EffNetSegDiscriminator):
+    """The same network as a plain real/fake judge: forward(image) -> (B, 1, H, W) realness logits,
+    a drop-in for `patchgan` in CycleGAN and pix2pix (the projected discriminator of Projected GANs).
+    Why: a from-scratch PatchGAN of CPU size learns colour and blotch statistics within a few
+    thousand steps, not what makes a painting a painting; the frozen ImageNet features give D that
+    vocabulary from the first step (docs/cyclegan.md, "A discriminator on pretrained features")."""
+
+    def __init__(self, width: int = 64, pixel_width: int = 16, pretrained_encoder: str | None = "efficientnet-lite0",
+                 in_channels: int = 3):
+        super().__init__(0, width=width, pixel_width=pixel_width, pretrained_encoder=pretrained_encoder,
+                         in_channels=in_channels)
