@@ -71,3 +71,25 @@ def test_pix2pix_trains_on_facades_and_translates_labels(shared_data, tmp_path):
 def test_direction_is_validated(tmp_path):
     with pytest.raises(ConfigError, match="data.direction must be AtoB or BtoA"):
         Pix2PixTask(tiny_pix2pix_config(tmp_path, direction="LtoR"))
+
+
+def test_conditional_projected_discriminator(tmp_path):
+    """effnet_patch_discriminator with in_channels 6 judges cat(condition, image): its frozen encoder
+    reads the image, the pixel branch both, so the verdict depends on the condition too."""
+    from prism.nets.effnet_discriminator import EffNetPatchDiscriminator
+    torch.manual_seed(0)
+    D = EffNetPatchDiscriminator(width=8, pixel_width=4, pretrained_encoder=None, in_channels=6).eval()
+    image, cond = torch.rand(1, 3, 32, 32) * 2 - 1, torch.rand(1, 3, 32, 32) * 2 - 1
+    out = D(torch.cat([cond, image], 1))
+    assert out.shape == (1, 1, 32, 32)
+    assert not torch.allclose(out, D(torch.cat([-cond, image], 1)))
+    with pytest.raises(ValueError, match="in_channels must be 3"):
+        EffNetPatchDiscriminator(pretrained_encoder=None, in_channels=2)
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 256, (40, 80, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
+    cfg = tiny_pix2pix_config(tmp_path, size=32, load_size=36)
+    cfg["nets"]["D"] = {"arch": "effnet_patch_discriminator", "in_channels": 6, "width": 8, "pixel_width": 4,
+                        "pretrained_encoder": None}
+    run = Trainer(cfg, runs_dir=tmp_path / "runs", progress=False).fit()
+    assert {"D", "G_gan"} <= set(json.loads(open(run / "log.jsonl").readlines()[-1]))
