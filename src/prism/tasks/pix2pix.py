@@ -58,7 +58,7 @@ class Pix2PixTask(ColorizeTask):
                  "D": {"arch": "patchgan", "in_channels": 6, "width": 64, "n_layers": 3, "norm": "batch"}},
         "optim": {"G": {"lr": 2e-4, "betas": [0.5, 0.999]}, "D": {"lr": 2e-4, "betas": [0.5, 0.999]}},
         "loss": {"adversarial": "bce", "gan_weight": 1.0, "recon": "l1", "recon_weight": 100.0,
-                 "pretrain_steps": 0, "feature_matching_weight": 0.0, "conditional_d": True},
+                 "pretrain_steps": 0, "feature_matching_weight": 0.0, "conditional_d": True, "perceptual_weight": 0.0},
     }
 
     def __init__(self, cfg: dict):
@@ -83,6 +83,9 @@ class Pix2PixTask(ColorizeTask):
         """The two halves, in the networks' [-1, 1]."""
         source, target = ("A", "B") if self.cfg["data"]["direction"] == "AtoB" else ("B", "A")
         return batch[source] * 2 - 1, batch[target] * 2 - 1
+
+    def to_rgb(self, inputs: torch.Tensor, outputs: torch.Tensor) -> torch.Tensor:
+        return (outputs + 1) / 2
 
     # --- pictures and numbers during training ----------------------------------------------------------
     @torch.no_grad()
