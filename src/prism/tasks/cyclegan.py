@@ -5,7 +5,9 @@ with cycle consistency ||G_BA(G_AB(a)) - a||_1 (x lambda_cyc = 10) both ways and
 ||G_AB(b) - b||_1 (x 0.5 lambda_cyc) that keeps colour composition when nothing needs to change.
 LSGAN by default; D learns from a history pool of 50 earlier fakes. Options: noisy cycle
 consistency (Gaussian noise on the translated image before reconstruction, so the generators cannot
-hide the source in invisible high-frequency signal) and DiffAugment on every D input.
+hide the source in invisible high-frequency signal), DiffAugment on every D input, and a style
+term (loss.style_weight): the Gram distance of frozen EfficientNet-Lite0 features between G_AB's
+output and the step's real B image, a texture signal that a small D learns only slowly.
 
 Learning rate: constant, then linear decay to 0 (the paper's 100 + 100 epochs): the trainer's
 train.lr_schedule=linear_decay with decay_start=0.5.
@@ -19,7 +21,7 @@ from prism.artifacts import artifact_indices
 from prism.config import ConfigError
 from prism.data.images import DEFAULT_MAX_PIXELS, list_images
 from prism.data.unpaired import UnpairedFolders, epoch_length, spread_holdout
-from prism.losses import AdversarialLoss
+from prism.losses import AdversarialLoss, StyleLoss
 from prism.metrics import CYCLE_NOISE_STD, Averager
 from prism.registry import TASKS
 from prism.tasks.base import Phase, Task
@@ -126,7 +128,9 @@ class CycleGANTask(Task):
         "optim": {"G": {"nets": ["G_AB", "G_BA"], "lr": 2e-4, "betas": [0.5, 0.999]},
                   "D": {"nets": ["D_A", "D_B"], "lr": 2e-4, "betas": [0.5, 0.999]}},
         "loss": {"adversarial": "lsgan", "cycle_weight": 10.0, "identity_weight": 0.5, "pool_size": 50,
-                 "cycle_noise_std": 0.0, "diffaugment": ""},
+                 "cycle_noise_std": 0.0, "diffaugment": "",
+                 # style_weight: x Gram distance of EfficientNet-Lite0 features, G_AB(a) vs the step's real b
+                 "style_weight": 0.0},
         "train": {"batch_size": 1, "lr_schedule": "linear_decay", "decay_start": 0.5},
     }
 
@@ -231,6 +235,11 @@ class CycleGANTask(Task):
         cycle = F.l1_loss(G_BA(self._noisy(fake_b)), real_a) + F.l1_loss(G_AB(self._noisy(fake_a)), real_b)
         total = gan + w["cycle_weight"] * cycle
         logs = {"G_gan": gan.detach(), "G_cycle": cycle.detach()}
+        if w["style_weight"] > 0:  # texture statistics of the target domain (Gatys et al.), A -> B only
+            if getattr(self, "style", None) is None:
+                self.style = StyleLoss()
+            style = self.style.to(fake_b.device)((fake_b.float() + 1) / 2, (real_b.float() + 1) / 2)
+            total, logs["G_style"] = total + w["style_weight"] * style, style.detach()
         if w["identity_weight"] > 0:
             identity = F.l1_loss(G_AB(real_b), real_b) + F.l1_loss(G_BA(real_a), real_a)
             total = total + w["identity_weight"] * w["cycle_weight"] * identity
