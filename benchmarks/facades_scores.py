@@ -2,7 +2,8 @@
 against the real photo, beside a constant image of the training photos' mean colour (the baseline a
 blurry model drifts to); EfficientNet-Lite0 Frechet distance / KID to the real test photos (a flat
 image scores per-pixel metrics well but is far from photos in distribution); checkerboard and stripe
-indices (prism.artifacts) beside the real photos'. Medians and quartiles as well as means: a mean over
+indices (prism.artifacts) and a sharpness measure (the standard deviation of the luminance's
+3x3 Laplacian, per image: blur lowers it, noise raises it) beside the real photos'. Medians and quartiles as well as means: a mean over
 106 images can be ruled by a few.
 
     .venv/bin/python benchmarks/facades_scores.py MODEL [MODEL ...] [--data ../shared/data/paired/facades]
@@ -37,6 +38,13 @@ def halves(path) -> tuple[np.ndarray, np.ndarray]:
 
 def to_tensor(images) -> torch.Tensor:
     return torch.stack([torch.from_numpy(np.asarray(im)).permute(2, 0, 1).float() / 255 for im in images])
+
+
+def sharpness(images: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) in [0, 1] -> (N,) std of the Laplacian of the luminance: the classic blur measure."""
+    import kornia
+    lum = kornia.color.rgb_to_grayscale(images)
+    return kornia.filters.laplacian(lum, 3).flatten(1).std(1)
 
 
 def summary(values: torch.Tensor) -> dict:
@@ -84,14 +92,16 @@ def main():
             row = {k: summary(v) for k, v in per_image.items()}
             row.update(effnet_distances(photos, list(images), cache=False))
         row.update(artifact_indices(list(to_tensor(images))))
+        row["sharpness"] = summary(sharpness(to_tensor(images)))
         results[name] = row
-    print("| images | L1 mean (median) | PSNR mean (median) | SSIM mean (median) | FD EfficientNet-Lite0 | KID | checkerboard | stripe |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| images | L1 mean (median) | PSNR mean (median) | SSIM mean (median) | FD EfficientNet-Lite0 | KID | checkerboard | stripe "
+          "| sharpness median |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, r in results.items():
         cells = [f"{r[k]['mean']:.4f} ({r[k]['median']:.4f})" if k == "l1" else f"{r[k]['mean']:.3f} ({r[k]['median']:.3f})"
                  for k in ("l1", "psnr", "ssim")] if "l1" in r else ["-", "-", "-"]
         cells += [f"{r['fd_effnet_lite0']:.1f}", f"{r['kid_effnet_lite0']:.3f}"] if "l1" in r else ["-", "-"]
-        cells += [f"{r['checkerboard']:.2f}", f"{r['stripe']:.2f}"]
+        cells += [f"{r['checkerboard']:.2f}", f"{r['stripe']:.2f}", f"{r['sharpness']['median']:.4f}"]
         print(f"| {name} | " + " | ".join(cells) + " |")
     if args.sheet:
         contact_sheet(labels, [(Path(n).name, ims) for n, ims in outputs if n != "constant mean colour"], args.sheet)
