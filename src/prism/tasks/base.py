@@ -149,6 +149,14 @@ class Task:
         net = self.nets[name]
         return getattr(net, "module", net)
 
+    def frozen_module(self, name: str, build: Callable[[], nn.Module], device) -> nn.Module:
+        """A fixed network a loss reads (e.g. prism.losses.PerceptualLoss): built on first use, so
+        runs without that loss never load it; not trained, not checkpointed, not exported."""
+        helpers = self.__dict__.setdefault("_frozen_modules", {})
+        if name not in helpers:
+            helpers[name] = build()
+        return helpers[name].to(device)
+
     def to_device(self, batch: dict) -> dict:
         dev = next(self.plain(next(iter(self.nets))).parameters()).device
         return {k: v.to(dev, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}

@@ -120,10 +120,8 @@ class ColorizeTask(Task):
         rec = self.recon_loss(target, state)
         total, logs = w["recon_weight"] * rec, {"G_recon": rec.detach()}
         if w["perceptual_weight"] > 0:
-            if getattr(self, "perceptual", None) is None:
-                self.perceptual = PerceptualLoss()
-            self.perceptual.to(state["fake"].device)
-            perc = self.perceptual(self.to_rgb(inputs, state["fake"]).float(), self.to_rgb(inputs, target).float())
+            perceptual = self.frozen_module("perceptual", PerceptualLoss, state["fake"].device)
+            perc = perceptual(self.to_rgb(inputs, state["fake"]).float(), self.to_rgb(inputs, target).float())
             total, logs["G_perceptual"] = total + w["perceptual_weight"] * perc, perc.detach()
         return total, logs
 

@@ -236,9 +236,8 @@ class CycleGANTask(Task):
         total = gan + w["cycle_weight"] * cycle
         logs = {"G_gan": gan.detach(), "G_cycle": cycle.detach()}
         if w["style_weight"] > 0:  # texture statistics of the target domain (Gatys et al.), A -> B only
-            if getattr(self, "style", None) is None:
-                self.style = StyleLoss()
-            style = self.style.to(fake_b.device)((fake_b.float() + 1) / 2, (real_b.float() + 1) / 2)
+            style_loss = self.frozen_module("style", StyleLoss, fake_b.device)
+            style = style_loss((fake_b.float() + 1) / 2, (real_b.float() + 1) / 2)
             total, logs["G_style"] = total + w["style_weight"] * style, style.detach()
         if w["identity_weight"] > 0:
             identity = F.l1_loss(G_AB(real_b), real_b) + F.l1_loss(G_BA(real_a), real_a)
